@@ -1,0 +1,32 @@
+"""Errors raised by the detectors.
+
+Every detector raises these, so that the agent can tell a bad configuration
+(:class:`ParameterError`) from bad traffic (:class:`DataError`) from a programming
+mistake (:class:`NotFittedError`). Each subclasses the built-in exception a caller
+would otherwise expect, so ``except ValueError`` keeps working.
+"""
+
+
+class NotFittedError(RuntimeError):
+    """A detector was used before ``fit(x_ref)`` taught it a reference.
+
+    Examples
+    --------
+    >>> raise NotFittedError("KSDrift is not fitted yet: call fit(x_ref) first.")
+    Traceback (most recent call last):
+    ...
+    detectors.exceptions.NotFittedError: KSDrift is not fitted yet: call fit(x_ref) first.
+    """
+
+
+class DataError(ValueError):
+    """Data a detector cannot use: NaN or inf, a wrong shape or feature count, too few rows,
+    or a saved detector that does not load."""
+
+
+class ParameterError(ValueError):
+    """A constructor parameter outside its declared constraint.
+
+    The message names the parameter, the class, what was expected and what was received:
+    ``The 'p_val' parameter of KSDrift must be a float in (0, 1). Got 1.5 instead.``
+    """
