@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - only on a scipy that moved it
 __all__ = ["KSDrift"]
 
 _MAX_AUTO_N = 10_000  # as in scipy.stats.ks_2samp: "auto" is exact up to this many rows
+_CACHE_ENTRIES = 100_000  # memoised exact p-values per detector, at most
 
 
 class KSDrift(DriftDetector):
@@ -121,7 +122,8 @@ class KSDrift(DriftDetector):
             d, p = np.array([r.statistic for r in res]), np.array([r.pvalue for r in res])
         else:
             d = _statistics(ref, np.sort(x, axis=0), self.alternative)
-            d, p = _p_values(d, n1, n2, self.alternative, mode, self.method == "exact")
+            cache = self.__dict__.setdefault("_exact_p_cache", {})
+            d, p = _p_values(d, n1, n2, self.alternative, mode, self.method == "exact", cache)
         decision = CORRECTIONS[self.correction](p, self.p_val)
         return DriftResult(
             is_drift=decision.reject, p_value=decision.p_value, statistic=float(d.max()),
@@ -171,12 +173,23 @@ def _mode(n1: int, n2: int, method: str) -> str:
 
 
 def _p_values(
-    d: np.ndarray, n1: int, n2: int, alternative: str, mode: str, strict: bool
+    d: np.ndarray,
+    n1: int,
+    n2: int,
+    alternative: str,
+    mode: str,
+    strict: bool,
+    cache: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Statistics (on the exact lattice when exact) and p-values, as ``ks_2samp`` gives.
 
     Where the exact computation is impossible or fails, scipy falls back to the asymptotic
     distribution, and so do we; ``strict`` (``method="exact"``) makes that a warning.
+
+    Exact D values lie on the lattice ``k / lcm(n1, n2)``, so a detector that tests window
+    after window of one size meets the same few values again and again: ``cache`` memoises
+    the exact null's answer per ``(n1, n2, k, alternative)`` (the same numbers, computed
+    once; cleared beyond ``_CACHE_ENTRIES``).
     """
     p = np.full(d.shape, np.nan)
     if mode == "exact":
@@ -186,8 +199,15 @@ def _p_values(
         p[d == 0] = 1.0
         # One-sided, unequal sizes: scipy's path count fails whenever C(n1+n2, n1) overflows.
         hopeless = alternative != "two-sided" and n1 != n2 and np.isinf(special.binom(n1 + n2, n1))
+        if cache is None:
+            cache = {}
+        elif len(cache) > _CACHE_ENTRIES:
+            cache.clear()
         for j in [] if hopeless else np.flatnonzero(d > 0):
-            ok, _, prob = _attempt_exact_2kssamp(n1, n2, g, d[j], alternative)
+            key = (n1, n2, round(d[j] * lcm), alternative)
+            if key not in cache:
+                cache[key] = _attempt_exact_2kssamp(n1, n2, g, d[j], alternative)
+            ok, _, prob = cache[key]
             if ok:
                 p[j] = prob
     todo = np.isnan(p)
