@@ -1,0 +1,119 @@
+"""The agent's Prometheus metrics.
+
+Every metric is registered on a :class:`~prometheus_client.CollectorRegistry` that the caller
+passes in (never the global one), so each agent and each test has its own. Names follow the
+contract in DESIGN.md: prefix ``robustwatch_``, base units, counters end in ``_total``, and no
+label takes an unbounded value (never an event id or a client id).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from agent import __version__
+
+#: Batch durations span a tiny batch on a fast path (~1 ms) to a slow model (~10 s).
+BATCH_DURATION_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+#: Outcomes an event read from Kafka can have; the values of the ``outcome`` label.
+OUTCOMES = ("processed", "dead_letter", "incomplete")
+
+
+class AgentMetrics:
+    """The metric families the agent updates, bound to one registry and one model."""
+
+    def __init__(self, registry: CollectorRegistry, model: str, model_version: str | None):
+        self.model = model
+        self.registry = registry
+        build = Info(
+            "robustwatch_build",
+            "Build of the running robustwatch agent.",
+            registry=registry,
+        )
+        build.info(
+            {
+                "version": __version__,
+                "python": platform.python_version(),
+                "model": model,
+                "model_version": model_version or "",
+            }
+        )
+        self.events = Counter(
+            "robustwatch_events_total",
+            "Events read from Kafka, by what became of them.",
+            ["model", "outcome"],
+            registry=registry,
+        )
+        for outcome in OUTCOMES:
+            self.events.labels(model, outcome)
+        self.dead_letters = Counter(
+            "robustwatch_dead_letters_total",
+            "Records sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.batch_duration = Histogram(
+            "robustwatch_batch_duration_seconds",
+            "Time to decode, detect and produce the results of one micro-batch.",
+            buckets=BATCH_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "robustwatch_kafka_consumer_lag_records",
+            "Records in the partition not yet read by the agent (high-water mark - position).",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.last_event_timestamp = Gauge(
+            "robustwatch_last_event_timestamp_seconds",
+            "Unix time of the newest event processed.",
+            registry=registry,
+        )
+        self.drift_detected = Gauge(
+            "robustwatch_drift_detected",
+            "1 when the detector's latest test found drift, else 0.",
+            ["model", "detector"],
+            registry=registry,
+        )
+        self.drift_p_value = Gauge(
+            "robustwatch_drift_p_value",
+            "p-value of the detector's latest test (corrected for multiple testing).",
+            ["model", "detector"],
+            registry=registry,
+        )
+
+    def count_events(self, outcome: str, n: int = 1) -> None:
+        if n:
+            self.events.labels(self.model, outcome).inc(n)
+
+    def count_dead_letter(self, reason: str) -> None:
+        self.dead_letters.labels(reason).inc()
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.consumer_lag.labels(topic, str(partition)).set(lag)
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        """Drop the lag series of a partition this agent no longer owns."""
+        with contextlib.suppress(KeyError):
+            self.consumer_lag.remove(topic, str(partition))
+
+    def set_drift(self, detector: str, is_drift: bool, p_value: float) -> None:
+        self.drift_detected.labels(self.model, detector).set(1.0 if is_drift else 0.0)
+        self.drift_p_value.labels(self.model, detector).set(p_value)

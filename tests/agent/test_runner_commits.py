@@ -1,0 +1,147 @@
+"""The runner's commit rule, without a broker: what may be committed, and when."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agent.config import config_from_dict
+from agent.demo import traffic
+from agent.events import RawRecord
+from agent.runner import Agent
+
+TOPIC = "in"
+
+
+class FakeFuture:
+    def __init__(self) -> None:
+        self.is_done = False
+        self.exception: Exception | None = None
+
+    def failed(self) -> bool:
+        return self.is_done and self.exception is not None
+
+    def succeed(self) -> None:
+        self.is_done = True
+
+    def fail(self, exc: Exception) -> None:
+        self.is_done, self.exception = True, exc
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.results: list[tuple[str, FakeFuture]] = []
+        self.dead: list[FakeFuture] = []
+
+    def send_result(self, result):
+        future = FakeFuture()
+        self.results.append((result.id, future))
+        return future
+
+    def send_dead_letter(self, record, error):
+        future = FakeFuture()
+        self.dead.append(future)
+        return future
+
+    def future_of(self, event_id: str) -> FakeFuture:
+        return next(f for i, f in self.results if i == event_id)
+
+
+class FakeSource:
+    def __init__(self) -> None:
+        self.commits: list[dict] = []
+        self.seeks: dict = {}
+
+    def commit(self, offsets, sync=False, timeout_ms=None):
+        self.commits.append(dict(offsets))
+
+    def assignment(self):
+        return {(TOPIC, 0)}
+
+    def committed(self, partition):
+        return None
+
+    def seek(self, partition, offset):
+        self.seeks[partition] = offset
+
+    @property
+    def last(self) -> dict:
+        return self.commits[-1] if self.commits else {}
+
+
+def _agent() -> Agent:
+    config = config_from_dict(
+        {
+            "kafka": {
+                "bootstrap_servers": "127.0.0.1:9",
+                "topics": [TOPIC],
+                "format": "kserve-cloudevents",
+                "emit": "all",
+            },
+            "model": {"name": "m"},
+            "metrics": {"port": 0},
+        }
+    )
+    return Agent(config)
+
+
+def _records(event_id: str, offsets: tuple[int, int]) -> list[RawRecord]:
+    pair = traffic.kserve_cloudevents(event_id, np.zeros(4), np.ones(2))
+    return [
+        RawRecord(TOPIC, 0, offset, 0, key, value, tuple(headers))
+        for offset, (key, value, headers) in zip(offsets, pair, strict=True)
+    ]
+
+
+def test_a_record_held_for_a_join_holds_the_commit_until_its_event_is_acknowledged():
+    agent, sink, source = _agent(), FakeSink(), FakeSource()
+    a_request, a_response = _records("a", (0, 3))
+    c_request, c_response = _records("c", (1, 2))
+
+    agent._process([a_request, c_request, c_response], sink)  # a waits for its response
+    agent._process([a_response], sink)  # a joins: its event rides in the second batch
+    sink.future_of("c").succeed()
+    agent._commit_completed(source)
+    # The first batch is acknowledged, but request a (offset 0) is in the unacknowledged
+    # second batch: nothing past it may be committed.
+    assert source.last.get((TOPIC, 0), 0) == 0
+
+    sink.future_of("a").succeed()
+    agent._commit_completed(source)
+    assert source.last == {(TOPIC, 0): 4}
+
+
+def test_batches_are_committed_in_order():
+    agent, sink, source = _agent(), FakeSink(), FakeSource()
+    agent._process(_records("x", (0, 1)), sink)
+    agent._process(_records("y", (2, 3)), sink)
+    sink.future_of("y").succeed()
+    agent._commit_completed(source)
+    assert source.commits == []  # x is not acknowledged yet
+    sink.future_of("x").succeed()
+    agent._commit_completed(source)
+    assert source.last == {(TOPIC, 0): 4}
+
+
+def test_a_failed_produce_rewinds_to_the_last_commit():
+    agent, sink, source = _agent(), FakeSink(), FakeSource()
+    agent._process(_records("x", (0, 1)), sink)
+    sink.future_of("x").succeed()
+    agent._commit_completed(source)
+    assert source.last == {(TOPIC, 0): 2}
+    agent._process(_records("y", (2, 3)), sink)
+    sink.future_of("y").fail(RuntimeError("broker gone"))
+    agent._commit_completed(source)
+    assert source.seeks == {(TOPIC, 0): 2}
+    assert source.last == {(TOPIC, 0): 2}  # nothing committed past the failure
+    assert not agent._inflight
+
+
+def test_dead_letters_count_as_produced_records():
+    agent, sink, source = _agent(), FakeSink(), FakeSource()
+    broken = RawRecord(TOPIC, 0, 0, 0, b"k", b"{", (("ce_id", b"z"),))
+    agent._process([broken], sink)
+    agent._commit_completed(source)
+    assert source.commits == []
+    sink.dead[0].succeed()
+    agent._commit_completed(source)
+    assert source.last == {(TOPIC, 0): 1}
