@@ -1,0 +1,176 @@
+"""The demo: broker, model, traffic and agent on this machine, with a live summary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from agent.config import config_from_dict
+from agent.demo import traffic
+from agent.demo.broker import LocalBroker
+from agent.demo.model import DigitsModel, load_digits_split
+
+log = logging.getLogger(__name__)
+
+#: Seconds of clean traffic, then of drifted traffic, repeating.
+PHASE_SECONDS = 20.0
+TOPIC = "inference.digits"
+
+
+def _drifted(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A world that moved on: a dimmer, noisier scanner (pixels in [0, 16])."""
+    return np.clip(0.6 * x + rng.normal(0.0, 2.0, size=x.shape), 0.0, 16.0)
+
+
+class TrafficGenerator(threading.Thread):
+    """Play a model server: score digits and write request/response CloudEvents to Kafka.
+
+    Clean traffic draws the held-out digits (the same distribution as the reference);
+    drifted traffic passes them through :func:`_drifted`. One record in a hundred is broken.
+    """
+
+    def __init__(
+        self, bootstrap: str, model: DigitsModel, x: np.ndarray, rate: float, stop: threading.Event
+    ):
+        super().__init__(name="demo-traffic", daemon=True)
+        self.bootstrap, self.model, self.x, self.rate, self.stop = bootstrap, model, x, rate, stop
+        self.sent = 0
+        self.drifted = False
+        self.started_at = time.monotonic()
+
+    def run(self) -> None:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=10)
+        rng = np.random.default_rng(0)
+        tick = 0.1
+        per_tick = max(1, round(self.rate * tick))
+        next_tick = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                elapsed = time.monotonic() - self.started_at
+                self.drifted = int(elapsed // PHASE_SECONDS) % 2 == 1
+                rows = self.x[rng.integers(0, len(self.x), size=per_tick)]
+                if self.drifted:
+                    rows = _drifted(rows, rng)
+                probs = self.model.predict_proba(rows)
+                for row, p in zip(rows.round(3), probs.round(4), strict=True):
+                    self.sent += 1
+                    event_id = f"demo-{self.sent}"
+                    if self.sent % 100 == 0:  # now and then a broken record: a dead letter
+                        producer.send(TOPIC, key=event_id.encode(), value=b"{oops")
+                        continue
+                    for key, value, headers in traffic.kserve_cloudevents(
+                        event_id, row, p, model="digits"
+                    ):
+                        producer.send(TOPIC, key=key, value=value, headers=headers)
+                next_tick += tick
+                self.stop.wait(max(0.0, next_tick - time.monotonic()))
+        finally:
+            producer.close(timeout=5)
+
+
+def _summary(registry: CollectorRegistry, generator: TrafficGenerator, url: str, last: dict) -> str:
+    def value(name: str, **labels) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    dead_letters = sum(
+        sample.value
+        for family in registry.collect()
+        if family.name == "robustwatch_dead_letters"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+    processed = value("robustwatch_events_total", model="digits", outcome="processed")
+    now = time.monotonic()
+    rate = (processed - last.get("processed", 0.0)) / max(1e-9, now - last.get("t", now - 1))
+    last.update(processed=processed, t=now)
+    drift = value("robustwatch_drift_detected", model="digits", detector="ks")
+    p_value = registry.get_sample_value(
+        "robustwatch_drift_p_value", {"model": "digits", "detector": "ks"}
+    )
+    p_text = "warming up" if p_value is None else f"p={p_value:.2g}"
+    return (
+        f"traffic {'DRIFTED' if generator.drifted else 'clean  '} | "
+        f"processed {processed:7.0f} ({rate:6.0f}/s) | "
+        f"dead letters {dead_letters:4.0f} | "
+        f"drift:ks {'YES' if drift else 'no '} ({p_text}) | metrics {url}"
+    )
+
+
+def run_demo(duration: float | None, rate: float, metrics_port: int, stop: threading.Event) -> int:
+    """Run everything until ``stop`` is set or ``duration`` seconds passed; returns 0."""
+    from agent.runner import Agent
+
+    out = sys.stdout
+    out.write("robustwatch demo: training a digits classifier... ")
+    out.flush()
+    split = load_digits_split(seed=0)
+    model = DigitsModel.train(split.x_train, split.y_train, seed=0)
+    out.write(f"test accuracy {model.accuracy(split.x_test, split.y_test):.1%}\n")
+    with TemporaryDirectory(prefix="robustwatch-demo-") as tmp, LocalBroker() as broker:
+        reference = Path(tmp) / "reference.npy"
+        np.save(reference, split.x_train)
+        config = config_from_dict(
+            {
+                "kafka": {
+                    "bootstrap_servers": broker.bootstrap_servers,
+                    "topics": [TOPIC],
+                    "group_id": "robustwatch-demo",
+                    "format": "kserve-cloudevents",
+                    "join_ttl_seconds": 5,
+                    "consumer": {
+                        "max_poll_interval_ms": 3000,
+                        "session_timeout_ms": 6000,
+                        "heartbeat_interval_ms": 500,
+                    },
+                },
+                "model": {"name": "digits", "version": "demo"},
+                "reference": {"path": str(reference)},
+                "detectors": {"drift": {"window": 200, "p_val": 0.01}},
+                "metrics": {"host": "127.0.0.1", "port": metrics_port},
+            }
+        )
+        agent = Agent(config)
+        server = agent.start_metrics_server()
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        out.write(f"broker on {broker.bootstrap_servers}, metrics on {url}\n")
+        out.write(
+            f"streaming {rate:.0f} events/s: {PHASE_SECONDS:.0f} s clean, then "
+            f"{PHASE_SECONDS:.0f} s drifted, repeating. Ctrl-C stops.\n"
+        )
+        agent_stop = threading.Event()
+        agent_thread = threading.Thread(target=agent.run, args=(agent_stop,), name="agent")
+        agent_thread.start()
+        generator = TrafficGenerator(
+            broker.bootstrap_servers, model, split.x_test, rate, agent_stop
+        )
+        generator.start()
+        deadline = None if duration is None else time.monotonic() + duration
+        last: dict = {}
+        tty = out.isatty()
+        try:
+            while not stop.wait(1.0 if tty else 5.0):
+                if not agent_thread.is_alive():
+                    out.write("\nthe agent stopped unexpectedly\n")
+                    break
+                line = _summary(agent.registry, generator, url, last)
+                out.write(("\r" + line) if tty else (line + "\n"))
+                out.flush()
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        finally:
+            agent_stop.set()
+            generator.join(10)
+            agent_thread.join(15)
+            server.stop()
+            out.write(f"\nstopped after {generator.sent} events sent.\n")
+    return 0
