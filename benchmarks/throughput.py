@@ -1,0 +1,150 @@
+"""Throughput: the agent end to end against a bare kafka-python consumer, in one run.
+
+Produces N events of 32 float features (plain JSON) to a fresh topic on a local broker, then
+measures, on the same records:
+
+* a bare kafka-python consumer: records fetched, nothing decoded, no commits;
+* the agent: decode, KS drift detection over a sliding window, result records produced
+  (``emit: flagged`` — the production default — and ``emit: all``), offsets committed.
+
+Both clocks start at the first record fetched (group joins are excluded) and stop when the
+last record is done. Prints rates and the ratio agent / bare; asserts nothing.
+
+    python benchmarks/throughput.py [--events 100000] [--partitions 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import uuid
+
+import numpy as np
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+
+from agent.config import config_from_dict
+from agent.demo.broker import LocalBroker, free_port
+from agent.runner import Agent
+
+CONSUMER_TUNING = {
+    "max_poll_interval_ms": 3000,
+    "session_timeout_ms": 6000,
+    "heartbeat_interval_ms": 500,
+}
+N_FEATURES = 32
+
+
+def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, partitions, 1)])
+    admin.close()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, N_FEATURES)).round(5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, batch_size=1 << 20)
+    for i in range(n):
+        body = {"id": f"e{i}", "model": "bench", "inputs": x[i].tolist()}
+        producer.send(topic, key=f"e{i}".encode(), value=json.dumps(body).encode())
+    producer.flush()
+    producer.close()
+
+
+def bare_consumer_rate(bootstrap: str, topic: str, n: int) -> float:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=uuid.uuid4().hex,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **CONSUMER_TUNING,
+    )
+    seen, first = 0, None
+    while seen < n:
+        batches = consumer.poll(timeout_ms=100, max_records=500)
+        if batches and first is None:
+            first = time.perf_counter()
+        for records in batches.values():
+            seen += len(records)
+    elapsed = time.perf_counter() - first
+    consumer.close(autocommit=False)
+    return n / elapsed
+
+
+def agent_rate(bootstrap: str, topic: str, n: int, reference: str, emit: str) -> float:
+    config = config_from_dict(
+        {
+            "kafka": {
+                "bootstrap_servers": bootstrap,
+                "topics": [topic],
+                "group_id": uuid.uuid4().hex,
+                "format": "plain-json",
+                "emit": emit,
+                "results_topic": f"{topic}.{emit}.results",
+                "dead_letter_topic": f"{topic}.{emit}.dlq",
+                "consumer": CONSUMER_TUNING,
+            },
+            "model": {"name": "bench"},
+            "reference": {"path": reference},
+            "detectors": {"drift": {"window": 500}},
+            "metrics": {"host": "127.0.0.1", "port": free_port()},
+        }
+    )
+    agent = Agent(config)
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,))
+    thread.start()
+
+    def processed() -> float:
+        return (
+            agent.registry.get_sample_value(
+                "robustwatch_events_total", {"model": "bench", "outcome": "processed"}
+            )
+            or 0.0
+        )
+
+    while processed() == 0:
+        time.sleep(0.001)
+    first = time.perf_counter()
+    while processed() < n:
+        time.sleep(0.001)
+    elapsed = time.perf_counter() - first
+    stop.set()
+    thread.join()
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    args = parser.parse_args()
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
+        reference = str(Path(tmp) / "reference.npy")
+        np.save(reference, np.random.default_rng(1).normal(size=(1000, N_FEATURES)))
+        topic = f"bench-{uuid.uuid4().hex[:6]}"
+        t0 = time.perf_counter()
+        produce(broker.bootstrap_servers, topic, args.events, args.partitions)
+        print(
+            f"produced {args.events} events of {N_FEATURES} features to {args.partitions} "
+            f"partitions in {time.perf_counter() - t0:.1f} s"
+        )
+        bare = bare_consumer_rate(broker.bootstrap_servers, topic, args.events)
+        flagged = agent_rate(broker.bootstrap_servers, topic, args.events, reference, "flagged")
+        every = agent_rate(broker.bootstrap_servers, topic, args.events, reference, "all")
+        bare_again = bare_consumer_rate(broker.bootstrap_servers, topic, args.events)
+    bare_best = max(bare, bare_again)
+    print(f"bare kafka-python consumer : {bare:10.0f} records/s (again: {bare_again:.0f})")
+    print(
+        f"agent, emit: flagged       : {flagged:10.0f} events/s  "
+        f"ratio {flagged / bare_best:.2f} (target >= 0.8)"
+    )
+    print(f"agent, emit: all           : {every:10.0f} events/s  ratio {every / bare_best:.2f}")
+
+
+if __name__ == "__main__":
+    main()
