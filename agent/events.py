@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 
@@ -45,9 +45,11 @@ FORMATS: tuple[str, ...] = ("auto", "oip-json", "kserve-cloudevents", "plain-jso
 """The wire formats `EventDecoder` accepts."""
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One Kafka record as the consumer hands it over, independent of the client library."""
+class RawRecord(NamedTuple):
+    """One Kafka record as the consumer hands it over, independent of the client library.
+
+    A named tuple rather than a dataclass: one is built per record read, on the hot path.
+    """
 
     topic: str
     partition: int

@@ -150,35 +150,50 @@ class Pipeline:
         self.detectors = list(detectors)
         self._clock = clock
 
-    def process(self, events: Sequence[InferenceEvent]) -> list[ResultRecord]:
+    def process(
+        self, events: Sequence[InferenceEvent], flagged_only: bool = False
+    ) -> list[ResultRecord]:
+        """One result per event, in order; with ``flagged_only`` only those with a flag.
+
+        Every detector sees every event either way; ``flagged_only`` (``emit: flagged``) only
+        spares building results that would not be produced.
+        """
         if not events:
             return []
-        flags: list[list[str]] = [[] for _ in events]
-        scores: list[dict[str, float]] = [{} for _ in events]
+        per_detector: list[list[Verdict]] = []
         if self.detectors:
             inputs = np.stack([event.inputs for event in events]).astype(np.float64, copy=False)
             for detector in self.detectors:
                 try:
                     verdicts = detector.process(inputs)
-                except Exception as exc:
+                except Exception as exc:  # a detector failure never stops the agent
                     log.warning(
                         "detector %s failed on a batch of %d: %s", detector.name, len(events), exc
                     )
                     verdicts = [Verdict(f"error:{detector.name}")] * len(events)
-                for i, verdict in enumerate(verdicts):
-                    if verdict.flag is not None:
-                        flags[i].append(verdict.flag)
-                    if verdict.scores:
-                        scores[i].update(verdict.scores)
-        now = self._clock()
-        return [
-            ResultRecord(
-                event.id,
-                event.model or self.model,
-                event.model_version or self.model_version,
-                tuple(flags[i]),
-                scores[i],
-                now,
+                per_detector.append(verdicts)
+        if flagged_only:
+            indices = sorted(
+                {i for verdicts in per_detector for i, v in enumerate(verdicts) if v.flag}
             )
-            for i, event in enumerate(events)
-        ]
+        else:
+            indices = range(len(events))
+        now = self._clock()
+        results = []
+        for i in indices:
+            event = events[i]
+            flags = tuple(v[i].flag for v in per_detector if v[i].flag is not None)
+            scores: dict[str, float] = {}
+            for verdicts in per_detector:
+                scores.update(verdicts[i].scores)
+            results.append(
+                ResultRecord(
+                    event.id,
+                    event.model or self.model,
+                    event.model_version or self.model_version,
+                    flags,
+                    scores,
+                    now,
+                )
+            )
+        return results

@@ -125,6 +125,8 @@ class Agent:
         self._inflight: deque[_InflightBatch] = deque()
         self._processed_next: dict[Partition, int] = {}
         self._committed: dict[Partition, int] = {}
+        self._next_commit = 0.0
+        self._advanced_since_commit = False
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -232,10 +234,8 @@ class Agent:
             # A record can be both: a response that does not fit its request is dead-lettered
             # while the request's events go on without outputs.
             events.extend(decoded.events)
-        results = self.pipeline.process(events)
-        for result in results:
-            if self.emit_all or result.flags:
-                futures.append(sink.send_result(result))
+        for result in self.pipeline.process(events, flagged_only=not self.emit_all):
+            futures.append(sink.send_result(result))
         if futures or next_offsets:
             self._inflight.append(_InflightBatch(futures, next_offsets, floors))
         if not (records or events or dead):
@@ -263,7 +263,7 @@ class Agent:
 
     def _commit_completed(self, source: KafkaSource, sync: bool = False) -> None:
         """Commit what every acknowledged batch at the head of the queue made safe."""
-        advanced = False
+        advanced = False  # has any batch completed in this call?
         while self._inflight and self._inflight[0].done():
             batch = self._inflight.popleft()
             error = batch.failure()
@@ -274,8 +274,13 @@ class Agent:
                 if offset > self._processed_next.get(partition, -1):
                     self._processed_next[partition] = offset
             advanced = True
-        if not advanced and not sync:
-            return
+        self._advanced_since_commit |= advanced
+        if not sync:
+            now = time.monotonic()
+            if not self._advanced_since_commit or now < self._next_commit:
+                return
+            self._next_commit = now + self.config.pipeline.commit_interval_seconds
+        self._advanced_since_commit = False
         held = self.decoder.held_offsets()
         offsets: dict[Partition, int] = {}
         for partition, offset in self._processed_next.items():

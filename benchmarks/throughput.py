@@ -8,7 +8,9 @@ measures, on the same records:
   (``emit: flagged`` — the production default — and ``emit: all``), offsets committed.
 
 Both clocks start at the first record fetched (group joins are excluded) and stop when the
-last record is done. Prints rates and the ratio agent / bare; asserts nothing.
+last record is done. The runs are interleaved over ``--rounds`` rounds, since the broker
+shares this machine, and the best of each is compared. Prints rates and the ratio
+agent / bare; asserts nothing.
 
     python benchmarks/throughput.py [--events 100000] [--partitions 3]
 """
@@ -72,7 +74,9 @@ def bare_consumer_rate(bootstrap: str, topic: str, n: int) -> float:
     return n / elapsed
 
 
-def agent_rate(bootstrap: str, topic: str, n: int, reference: str, emit: str) -> float:
+def agent_rate(
+    bootstrap: str, topic: str, n: int, reference: str, emit: str, round_: int = 0
+) -> float:
     config = config_from_dict(
         {
             "kafka": {
@@ -105,10 +109,10 @@ def agent_rate(bootstrap: str, topic: str, n: int, reference: str, emit: str) ->
         )
 
     while processed() == 0:
-        time.sleep(0.001)
+        time.sleep(0.02)
     first = time.perf_counter()
     while processed() < n:
-        time.sleep(0.001)
+        time.sleep(0.02)
     elapsed = time.perf_counter() - first
     stop.set()
     thread.join()
@@ -119,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     import tempfile
     from pathlib import Path
@@ -133,17 +138,25 @@ def main() -> None:
             f"produced {args.events} events of {N_FEATURES} features to {args.partitions} "
             f"partitions in {time.perf_counter() - t0:.1f} s"
         )
-        bare = bare_consumer_rate(broker.bootstrap_servers, topic, args.events)
-        flagged = agent_rate(broker.bootstrap_servers, topic, args.events, reference, "flagged")
-        every = agent_rate(broker.bootstrap_servers, topic, args.events, reference, "all")
-        bare_again = bare_consumer_rate(broker.bootstrap_servers, topic, args.events)
-    bare_best = max(bare, bare_again)
-    print(f"bare kafka-python consumer : {bare:10.0f} records/s (again: {bare_again:.0f})")
+        bs, n = broker.bootstrap_servers, args.events
+        bare, flagged, every = [], [], []
+        for round_ in range(args.rounds):  # interleaved, so both see the same machine
+            bare.append(bare_consumer_rate(bs, topic, n))
+            flagged.append(agent_rate(bs, topic, n, reference, "flagged", round_))
+            every.append(agent_rate(bs, topic, n, reference, "all", round_))
+            print(
+                f"round {round_ + 1}: bare {bare[-1]:.0f}/s, agent flagged "
+                f"{flagged[-1]:.0f}/s, agent all {every[-1]:.0f}/s"
+            )
+    best = max(bare)
+    print(f"bare kafka-python consumer : {best:10.0f} records/s (best of {args.rounds})")
     print(
-        f"agent, emit: flagged       : {flagged:10.0f} events/s  "
-        f"ratio {flagged / bare_best:.2f} (target >= 0.8)"
+        f"agent, emit: flagged       : {max(flagged):10.0f} events/s  "
+        f"ratio {max(flagged) / best:.2f} (target >= 0.8)"
     )
-    print(f"agent, emit: all           : {every:10.0f} events/s  ratio {every / bare_best:.2f}")
+    print(
+        f"agent, emit: all           : {max(every):10.0f} events/s  ratio {max(every) / best:.2f}"
+    )
 
 
 if __name__ == "__main__":

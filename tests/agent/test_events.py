@@ -42,7 +42,7 @@ def test_types_are_frozen():
     rec = record({"id": "a", "inputs": [1]})
     event = decode({"id": "a", "inputs": [1]}).events[0]
     for obj, field in [(rec, "offset"), (event, "id"), (Decoded(()), "held")]:
-        with pytest.raises(dataclasses.FrozenInstanceError):
+        with pytest.raises(AttributeError):  # FrozenInstanceError, or a named tuple's field
             setattr(obj, field, None)
 
 

@@ -79,3 +79,15 @@ def test_a_failing_detector_flags_the_events_and_the_pipeline_goes_on():
 
     results = Pipeline("m", None, [Broken()]).process(_events(np.zeros((3, 2))))
     assert [r.flags for r in results] == [("error:broken",)] * 3
+
+
+def test_flagged_only_keeps_the_flagged_results_in_order(reference):
+    rng = np.random.default_rng(3)
+    windowed = WindowedDrift(KSDrift(p_val=0.01).fit(reference), "ks", window=40)
+    pipeline = Pipeline("m", None, [windowed])
+    assert pipeline.process(_events(rng.normal(size=(80, 3))), flagged_only=True) == []
+    drifted = _events(rng.normal(loc=2.0, size=(80, 3)))
+    every = Pipeline("m", None, [WindowedDrift(KSDrift(p_val=0.01).fit(reference), "ks", 40)])
+    expected = [r.id for r in every.process(drifted) if r.flags]
+    assert [r.id for r in pipeline.process(drifted, flagged_only=True)] == expected
+    assert expected

@@ -79,6 +79,7 @@ def _agent() -> Agent:
             },
             "model": {"name": "m"},
             "metrics": {"port": 0},
+            "pipeline": {"commit_interval_seconds": 0},
         }
     )
     return Agent(config)
@@ -145,3 +146,15 @@ def test_dead_letters_count_as_produced_records():
     sink.dead[0].succeed()
     agent._commit_completed(source)
     assert source.last == {(TOPIC, 0): 1}
+
+
+def test_commits_are_spaced_by_the_commit_interval_and_none_is_lost():
+    agent, sink, source = _agent(), FakeSink(), FakeSource()
+    agent._next_commit = float("inf")  # as if a commit had just been made
+    agent._process(_records("x", (0, 1)), sink)
+    sink.future_of("x").succeed()
+    agent._commit_completed(source)
+    assert source.commits == []  # acknowledged, but the interval has not passed
+    agent._next_commit = 0.0
+    agent._commit_completed(source)  # nothing new completed, yet the pending commit is made
+    assert source.last == {(TOPIC, 0): 2}
