@@ -185,31 +185,36 @@ class Agent:
             producer.close(timeout=1)
             raise
         sink = KafkaSink(producer, k.results_topic, k.dead_letter_topic)
-        self.health.set_ready(False, "joining the consumer group")
         log.info("consuming %s as group %s", ", ".join(k.topics), k.group_id)
-        next_lag = 0.0
         try:
-            while not stop.is_set():
-                self.health.beat()
-                records = source.poll(p.poll_timeout_ms, p.max_batch_records)
-                self._forget(source.take_revoked())
-                if source.has_joined:
-                    self.health.set_ready(True)
-                if records or self.decoder.pending_joins:
-                    self._process(records, sink)
-                self._commit_completed(source)
-                if len(self._inflight) >= p.max_inflight_batches:
-                    source.pause()
-                elif source.paused:
-                    source.resume()
-                now = time.monotonic()
-                if now >= next_lag:
-                    next_lag = now + _LAG_INTERVAL_SECONDS
-                    for (topic, partition), lag in source.lags().items():
-                        self.metrics.set_lag(topic, partition, lag)
+            self._consume(source, sink, stop)
         finally:
             self.health.set_ready(False, "stopping")
             self._drain(source, producer)
+
+    def _consume(self, source: KafkaSource, sink: KafkaSink, stop: threading.Event) -> None:
+        """The poll loop proper: poll, process, commit, apply backpressure, report lag."""
+        p = self.config.pipeline
+        self.health.set_ready(False, "joining the consumer group")
+        next_lag = 0.0
+        while not stop.is_set():
+            self.health.beat()
+            records = source.poll(p.poll_timeout_ms, p.max_batch_records)
+            self._forget(source.take_revoked())
+            if source.has_joined:
+                self.health.set_ready(True)
+            if records or self.decoder.pending_joins:
+                self._process(records, sink)
+            self._commit_completed(source)
+            if len(self._inflight) >= p.max_inflight_batches:
+                source.pause()
+            elif source.paused:
+                source.resume()
+            now = time.monotonic()
+            if now >= next_lag:
+                next_lag = now + _LAG_INTERVAL_SECONDS
+                for (topic, partition), lag in source.lags().items():
+                    self.metrics.set_lag(topic, partition, lag)
 
     def _process(self, records: list[RawRecord], sink: KafkaSink) -> None:
         started = time.perf_counter()

@@ -158,3 +158,56 @@ def test_commits_are_spaced_by_the_commit_interval_and_none_is_lost():
     agent._next_commit = 0.0
     agent._commit_completed(source)  # nothing new completed, yet the pending commit is made
     assert source.last == {(TOPIC, 0): 2}
+
+
+class LoopSource(FakeSource):
+    """Hands out a batch per poll unless paused; stops the loop after ``polls`` polls."""
+
+    def __init__(self, stop, polls: int) -> None:
+        super().__init__()
+        self.stop, self.polls_left, self.paused = stop, polls, False
+        self.offset, self.has_joined, self.pauses = 0, True, 0
+
+    def poll(self, timeout_ms, max_records):
+        self.polls_left -= 1
+        if self.polls_left <= 0:
+            self.stop.set()
+        if self.paused:
+            return []
+        records = _records(f"e{self.offset}", (self.offset, self.offset + 1))
+        self.offset += 2
+        return records
+
+    def take_revoked(self):
+        return set()
+
+    def pause(self):  # idempotent, as KafkaSource.pause is
+        self.pauses += not self.paused
+        self.paused = True
+
+    def resume(self):
+        self.paused = False
+
+    def lags(self):
+        return {}
+
+
+def test_the_consumer_pauses_while_too_many_batches_wait_for_acknowledgement():
+    import threading
+
+    agent, sink = _agent(), FakeSink()
+    limit = agent.config.pipeline.max_inflight_batches
+    stop = threading.Event()
+    source = LoopSource(stop, polls=50)
+    agent._consume(source, sink, stop)  # nothing is ever acknowledged
+    assert source.paused and source.pauses == 1
+    assert len(agent._inflight) == limit  # memory stays bounded: no more batches were read
+    assert source.offset == 2 * limit
+
+    for _, future in sink.results:
+        future.succeed()
+    stop.clear()
+    source.polls_left = 3
+    agent._consume(source, sink, stop)
+    assert source.offset > 2 * limit  # resumed once the batches were acknowledged
+    assert source.last == {(TOPIC, 0): 2 * limit}
