@@ -1,0 +1,223 @@
+"""What every attack shares: its result type, a counting model oracle and the run template.
+
+An attack is a pure function ``attack(model, x, y, *, eps, norm, ...) -> AttackResult``. The
+template :func:`run_attack` validates the inputs, puts the model in eval mode, finds the points
+the model already gets wrong (they count as broken at zero cost) and hands only the others to
+the attack's core, which works on the model's device through an :class:`Oracle`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from scoring._validation import check_int, check_norm, check_precision, check_real
+from scoring.attacks._ops import fooled, lp_norm
+from scoring.exceptions import LabelError, ParameterError
+from scoring.inputs import (
+    as_inputs,
+    as_labels,
+    check_bounds,
+    check_logits,
+    eval_mode,
+    model_device,
+    resolve_device,
+)
+
+__all__ = [
+    "NORMS",
+    "AttackResult",
+    "Oracle",
+    "Problem",
+    "check_int",
+    "check_norm",
+    "check_real",
+    "run_attack",
+]
+
+NORMS = ("linf", "l2")
+Bounds = tuple[float, float] | None
+
+
+@dataclass(frozen=True, eq=False)
+class AttackResult:
+    """Outcome of one attack on a batch of N inputs.
+
+    Attributes
+    ----------
+    x_adv : Tensor of shape (N, ...)
+        Adversarial inputs where ``success``, the clean inputs elsewhere.
+    success : bool Tensor of shape (N,)
+        Whether the fp32 model is fooled by ``x_adv`` (predicts the target, if one was given).
+        Points misclassified to begin with are successes at zero perturbation.
+    norms : Tensor of shape (N,)
+        ``||x_adv - x||`` in the attack's norm (0 where the attack failed).
+    forward_passes, backward_passes : int
+        Input rows sent forward through the model, and rows back-propagated to the input.
+    attack, norm : str
+        Attack name and norm (``"linf"`` or ``"l2"``).
+    eps : float or None
+        Radius of the threat model; None for minimal-perturbation attacks (C&W).
+    queries : int Tensor of shape (N,) or None
+        Model queries per point, for score-based attacks.
+    warnings : tuple of str
+        Why the evaluation may be invalid (probability outputs, zero gradients, ...).
+    seconds : float
+        Wall-clock time of the attack.
+    """
+
+    x_adv: torch.Tensor
+    success: torch.Tensor
+    norms: torch.Tensor
+    forward_passes: int
+    backward_passes: int
+    attack: str
+    norm: str
+    eps: float | None
+    queries: torch.Tensor | None = None
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def robust_accuracy(self) -> float:
+        """Fraction of points not broken; meaningful for untargeted attacks on true labels."""
+        return 1.0 - float(self.success.float().mean())
+
+
+class Oracle:
+    """The model as attacks see it: fp32 or bf16-autocast passes, counted row by row.
+
+    Gradients are taken with respect to inputs only (``torch.autograd.grad``), so parameters
+    never receive ``.grad``. Under ``precision="bf16"`` the gradient pass runs in autocast,
+    and the logits used to decide success come from a separate fp32 forward pass.
+    """
+
+    def __init__(self, model: Callable, precision: str, device: torch.device) -> None:
+        self.model = model
+        self.precision = precision
+        self.device = device
+        self.forward_passes = 0
+        self.backward_passes = 0
+        self.warnings: list[str] = []
+        self._gradient_checked = False
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """fp32 logits, without gradient."""
+        self.forward_passes += x.shape[0]
+        out = self.model(x)
+        return out.float() if isinstance(out, torch.Tensor) else out
+
+    def gradient(self, x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]):
+        """Per-example ``loss(model(x))``, its gradient w.r.t. ``x`` and fp32 logits at ``x``."""
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            with self._autocast():
+                z = self.model(x)
+            value = loss(z.float())
+            (grad,) = torch.autograd.grad(value.sum(), x, allow_unused=True)
+        n = x.shape[0]
+        self.forward_passes += n
+        self.backward_passes += n
+        grad = torch.zeros_like(x) if grad is None else grad.detach()
+        if not self._gradient_checked:  # once, at the first (clean or random-start) points
+            self._gradient_checked = True
+            if zero := int((grad.flatten(1).abs().amax(1) == 0).sum()):
+                self.warnings.append(
+                    f"{zero} of {n} inputs had an all-zero input gradient (gradient masking or "
+                    "saturated outputs): gradient attacks may overestimate robustness there; "
+                    "add a score-based attack such as 'square'."
+                )
+        z32 = self.logits(x.detach()) if self.precision == "bf16" else z.detach().float()
+        return value.detach(), grad, z32
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What an attack core needs besides the points: oracle, threat model and generator."""
+
+    oracle: Oracle
+    eps: float
+    norm: str
+    bounds: Bounds
+    generator: torch.Generator
+    n_classes: int
+
+
+def run_attack(
+    attack: str,
+    core: Callable,
+    model: Callable,
+    x: Any,
+    y: Any,
+    *,
+    eps: float | None,
+    norm: str,
+    bounds: Bounds,
+    target: Any,
+    device: Any,
+    precision: str,
+    seed: int,
+    counts_queries: bool = False,
+) -> AttackResult:
+    """Validate, find the points still robust, run ``core`` on them and assemble the result.
+
+    ``core(problem, x, y, target) -> (x_adv, success, queries or None)`` sees only points that
+    the model classifies correctly (or not yet as ``target``).
+    """
+    check_precision(precision)
+    check_int("seed", seed, 0, attack)
+    device = resolve_device(device, model)
+    own = model_device(model, None)
+    if own is not None and own.type != device.type:
+        raise ParameterError(
+            f"The model lives on {own} but device={device}; move it first "
+            f"(model.to('{device}')) or pass device=None to use the model's device."
+        )
+    start = time.perf_counter()
+    with eval_mode(model) as notes:
+        x = as_inputs(x, device)
+        check_bounds(x, bounds)
+        oracle = Oracle(model, precision, device)
+        z = oracle.logits(x)
+        warnings = notes + check_logits(z, x.shape[0])
+        y = z.argmax(1) if y is None else as_labels(y, x.shape[0], z.shape[1], device)
+        if target is not None:
+            target = as_labels(target, x.shape[0], z.shape[1], device)
+            if bool((target == y).any()):
+                raise LabelError("target equals the label for some points; pick other classes.")
+        success = fooled(z, y, target)
+        x_adv, queries = x.clone(), torch.zeros(x.shape[0], dtype=torch.int64, device=device)
+        todo = (~success).nonzero()[:, 0]
+        if todo.numel():
+            gen = torch.Generator(device=device).manual_seed(seed)
+            problem = Problem(oracle, eps or 0.0, norm, bounds, gen, z.shape[1])
+            sub_t = None if target is None else target[todo]
+            xa, ok, q = core(problem, x[todo], y[todo], sub_t)
+            x_adv[todo[ok]] = xa[ok]
+            success[todo] = ok
+            if q is not None:
+                queries[todo] = q
+    return AttackResult(
+        x_adv=x_adv,
+        success=success,
+        norms=lp_norm(x_adv - x, norm),
+        forward_passes=oracle.forward_passes,
+        backward_passes=oracle.backward_passes,
+        attack=attack,
+        norm=norm,
+        eps=eps,
+        queries=queries if counts_queries else None,
+        warnings=warnings + tuple(oracle.warnings),
+        seconds=time.perf_counter() - start,
+    )
