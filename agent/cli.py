@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from agent import __version__
+from agent import __version__, scoring_commands
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_STARTUP = 0, 1, 2, 3
 
@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
         "adversarial inputs, and export it all to Prometheus.",
         epilog="examples:\n"
         "  robustwatch demo --duration 60          # everything on this machine\n"
-        "  robustwatch run --config agent.yaml     # the agent against your Kafka\n",
+        "  robustwatch run --config agent.yaml     # the agent against your Kafka\n"
+        "  robustwatch score --model model.pt --data test.npz --json report.json\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"robustwatch {__version__}")
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="port of the metrics endpoint (default 9108; 0 picks a free one)",
     )
+    scoring_commands.add_parsers(sub, argparse.RawDescriptionHelpFormatter)
     return parser
 
 
@@ -137,7 +139,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
-COMMANDS = {"run": _cmd_run, "demo": _cmd_demo}
+COMMANDS = {
+    "run": _cmd_run,
+    "demo": _cmd_demo,
+    **dict.fromkeys(scoring_commands.COMMANDS, scoring_commands.run),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

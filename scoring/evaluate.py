@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,7 @@ def evaluate(
     batch_size: int = 256,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     model_name: str | None = None,
+    progress: Callable[[str, float | None, int, int], None] | None = None,
 ) -> RobustnessReport:
     """Clean and robust accuracy of ``model`` on ``(x, y)`` under each attack and eps.
 
@@ -113,6 +114,9 @@ def evaluate(
         E.g. ``{"pgd": {"restarts": 3}, "square": {"n_queries": 1000}}``.
     model_name : str, optional
         Name in the report; the model's class name when omitted.
+    progress : callable, optional
+        Called as ``progress(attack, eps, done, total)`` after each batch of each attack
+        (``eps`` is None for minimal-perturbation attacks), e.g. to draw a progress bar.
 
     Returns
     -------
@@ -173,6 +177,7 @@ def evaluate(
                 seeds=(seed, a),
                 batch_size=batch_size,
                 kw=kw,
+                progress=progress,
             )
             cw_median = median if median is not None else cw_median
             for e, robust, run in points:

@@ -116,6 +116,12 @@ def record(
     return len(rows)
 
 
+def models(db: str | Path) -> tuple[str, ...]:
+    """The names of the models that have scores in ``db``, sorted."""
+    with _connect(db) as con:
+        return tuple(m for (m,) in con.execute("SELECT DISTINCT model FROM scores ORDER BY model"))
+
+
 def trend(
     db: str | Path,
     model: str,

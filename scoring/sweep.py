@@ -39,13 +39,15 @@ class Run:
     warnings: tuple[str, ...] = ()
 
 
-def attack_in_batches(name, net, x, y, *, eps, norm, seeds, batch_size, kw) -> Run:
+def attack_in_batches(name, net, x, y, *, eps, norm, seeds, batch_size, kw, progress=None) -> Run:
     """Run attack ``name`` on ``batch_size`` points at a time, batch ``b`` seeded by
-    ``(*seeds, b)``."""
-    start, results = time.perf_counter(), []
-    for b, lo in enumerate(range(0, x.shape[0], batch_size)):
+    ``(*seeds, b)``; ``progress(name, eps, done, total)`` is called after each batch."""
+    start, results, total = time.perf_counter(), [], x.shape[0]
+    for b, lo in enumerate(range(0, total, batch_size)):
         sl, seed = slice(lo, lo + batch_size), _seed(*seeds, b)
         results.append(run_named(name, net, x[sl], y[sl], norm=norm, eps=eps, seed=seed, **kw))
+        if progress is not None:
+            progress(name, eps, min(lo + batch_size, total), total)
     if not results:
         return Run(torch.zeros(0, dtype=torch.bool, device=x.device), x.new_zeros(0))
     return Run(
@@ -58,7 +60,9 @@ def attack_in_batches(name, net, x, y, *, eps, norm, seeds, batch_size, kw) -> R
     )
 
 
-def sweep(name, net, x, y, correct, grid, *, norm, seeds, batch_size, kw: dict[str, Any]):
+def sweep(
+    name, net, x, y, correct, grid, *, norm, seeds, batch_size, kw: dict[str, Any], progress=None
+):
     """``([(eps, robust mask, cost), ...], median minimal L2 norm or None)`` for one attack.
 
     The median is that of C&W's minimal norms over the correctly classified points (inf for
@@ -79,13 +83,23 @@ def sweep(name, net, x, y, correct, grid, *, norm, seeds, batch_size, kw: dict[s
                 seeds=(*seeds, e_i),
                 batch_size=batch_size,
                 kw=kw,
+                progress=progress,
             )
             robust[idx[run.success]] = False
             points.append((e, robust.clone(), run))
         return points, None
     idx = correct.nonzero()[:, 0]
     run = attack_in_batches(
-        name, net, x[idx], y[idx], eps=None, norm=norm, seeds=seeds, batch_size=batch_size, kw=kw
+        name,
+        net,
+        x[idx],
+        y[idx],
+        eps=None,
+        norm=norm,
+        seeds=seeds,
+        batch_size=batch_size,
+        kw=kw,
+        progress=progress,
     )
     minimal = torch.where(run.success, run.norms, torch.inf)
     for e_i, e in enumerate(grid):
