@@ -19,7 +19,7 @@ import numpy as np
 
 from detectors.exceptions import DataError, ParameterError
 
-__all__ = ["Interval", "Options", "check_array", "validate_params"]
+__all__ = ["InstanceOf", "Interval", "Options", "SequenceOf", "check_array", "validate_params"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,52 @@ class Options:
         return f"{kind} among {{{', '.join(repr(o) for o in self.options)}}}"
 
 
-Constraint = Interval | Options
+@dataclass(frozen=True)
+class InstanceOf:
+    """An instance of a class (or of one of its subclasses).
+
+    Examples
+    --------
+    >>> str(InstanceOf(dict)), InstanceOf(dict).is_satisfied_by({})
+    ('an instance of dict', True)
+    """
+
+    kind: type
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, self.kind)
+
+    def __str__(self) -> str:
+        return f"an instance of {self.kind.__name__}"
+
+
+@dataclass(frozen=True)
+class SequenceOf:
+    """A list or tuple of at least ``min_len`` items, each satisfying ``item``.
+
+    Examples
+    --------
+    >>> c = SequenceOf(Options(("numeric", "categorical")))
+    >>> str(c), c.is_satisfied_by(["numeric"]), c.is_satisfied_by([])
+    ("a list of at least 1 item, each a str among {'numeric', 'categorical'}", True, False)
+    """
+
+    item: Interval | Options
+    min_len: int = 1
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return (
+            isinstance(value, list | tuple)
+            and len(value) >= self.min_len
+            and all(self.item.is_satisfied_by(v) for v in value)
+        )
+
+    def __str__(self) -> str:
+        items = "item" if self.min_len == 1 else "items"
+        return f"a list of at least {self.min_len} {items}, each {self.item}"
+
+
+Constraint = Interval | Options | InstanceOf | SequenceOf
 
 
 def _same(value: Any, option: Any) -> bool:
@@ -114,7 +159,7 @@ def validate_params(
     detectors.exceptions.ParameterError: The 'p_val' parameter of KSDrift must be a float in (0, 1). Got 1.5 instead.
     """  # noqa: E501
     for name, constraint in constraints.items():
-        allowed = [constraint] if isinstance(constraint, Interval | Options) else constraint
+        allowed = [constraint] if isinstance(constraint, Constraint) else constraint
         value = params[name]
         if not any(c.is_satisfied_by(value) for c in allowed):
             expected = " or ".join(str(c) for c in allowed)
@@ -163,3 +208,4 @@ def check_array(x: Any, *, name: str, caller: str, min_rows: int = 1) -> np.ndar
             f"{name} contains NaN or infinite values (first at row {bad[0]}, feature {bad[1]})."
         )
     return arr
+

@@ -30,3 +30,9 @@ class ParameterError(ValueError):
     The message names the parameter, the class, what was expected and what was received:
     ``The 'p_val' parameter of KSDrift must be a float in (0, 1). Got 1.5 instead.``
     """
+
+
+class DeviceError(RuntimeError):
+    """A detector was asked to run on a device this machine does not have (``device="cuda"``
+    without CUDA)."""
+

@@ -1,13 +1,14 @@
-"""The answer of a batch drift detector to one batch: :class:`DriftResult`."""
+"""Answers of drift detectors: :class:`DriftResult` (batch), :class:`OnlineDriftResult` (stream)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DriftResult"]
+__all__ = ["DriftResult", "OnlineDriftResult"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -17,20 +18,23 @@ class DriftResult:
     Parameters
     ----------
     is_drift : bool
-        Whether the batch drifted: ``p_value <= p_val``.
-    p_value : float
+        Whether the batch drifted: ``p_value <= p_val`` for a test; ``statistic > threshold``
+        for a distance (PSI, Jensen-Shannon, Wasserstein), which has no p-value.
+    p_value : float or None
         The batch p-value, the value compared to ``p_val``. For a feature-wise test it is the
         corrected minimum over features (Bonferroni: ``min(1, d * min(p))``; Benjamini-Hochberg:
-        the smallest adjusted p-value).
+        the smallest adjusted p-value). None for a distance.
     statistic : float
-        The batch statistic; for a feature-wise test the largest feature statistic.
+        The batch statistic; for a feature-wise test or distance the largest feature statistic.
     threshold : float
         The threshold applied to each feature's p-value (``p_val / d`` for Bonferroni, the
-        step-up cut-off for Benjamini-Hochberg); ``p_val`` for a multivariate test.
-    p_val : float
-        The significance level the detector was configured with.
+        step-up cut-off for Benjamini-Hochberg); ``p_val`` for a multivariate test; the
+        distance above which a feature drifted for a distance.
+    p_val : float or None
+        The significance level the detector was configured with; None for a distance.
     feature_p_values, feature_statistics : ndarray of shape (n_features,) or None
-        Per-feature p-values and statistics, read-only; None for a multivariate test.
+        Per-feature p-values and statistics, read-only; None for a multivariate test
+        (``feature_p_values`` also None for a distance).
     n_reference, n_test : int
         Rows in the reference and in the tested batch.
     detector : str
@@ -52,10 +56,10 @@ class DriftResult:
     """
 
     is_drift: bool
-    p_value: float
+    p_value: float | None
     statistic: float
     threshold: float
-    p_val: float
+    p_val: float | None
     feature_p_values: np.ndarray | None
     feature_statistics: np.ndarray | None
     n_reference: int
@@ -63,22 +67,99 @@ class DriftResult:
     detector: str
 
     def __post_init__(self) -> None:
-        coerce = {"is_drift": bool, "n_reference": int, "n_test": int, "detector": str}
-        for name in ("p_value", "statistic", "threshold", "p_val"):
-            coerce[name] = float
-        for name, kind in coerce.items():
-            object.__setattr__(self, name, kind(getattr(self, name)))
-        for name in ("feature_p_values", "feature_statistics"):
-            value = getattr(self, name)
-            if value is not None:
-                value = np.array(value, dtype=np.float64)  # a private copy, then frozen
-                value.setflags(write=False)
-                object.__setattr__(self, name, value)
+        _freeze(self, _DRIFT_TYPES, ("feature_p_values", "feature_statistics"))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as JSON-safe Python values (arrays become lists of floats)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.tolist() if isinstance(value, np.ndarray) else value
+        return _to_dict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class OnlineDriftResult:
+    """Outcome of ``detector.update(x)`` on one event or a micro-batch of ``b`` events.
+
+    Parameters
+    ----------
+    is_drift : bool
+        Whether any step of this update crossed its threshold.
+    statistic, threshold : float
+        Statistic and threshold at the last step of this update; NaN while the detector's
+        window is still filling after ``fit`` or ``reset`` (``to_dict`` gives None).
+    step : int
+        Events seen since ``fit`` or ``reset``, this update included.
+    drift_step : int or None
+        The first step of this update whose statistic exceeded its threshold, else None.
+    step_statistics, step_thresholds : ndarray of shape (b,)
+        Statistic and threshold at each step of this update, read-only (NaN while filling).
+    ert : float
+        The expected run time the thresholds were calibrated for.
+    detector : str
+        Short stable name of the detector, e.g. ``"mmd-online"``.
+
+    Examples
+    --------
+    >>> r = OnlineDriftResult(is_drift=False, statistic=0.01, threshold=0.05, step=3,
+    ...                       drift_step=None, step_statistics=[0.02, 0.01],
+    ...                       step_thresholds=[0.05, 0.05], ert=500, detector="mmd-online")
+    >>> r.to_dict()["step_statistics"], r.ert
+    ([0.02, 0.01], 500.0)
+    """
+
+    is_drift: bool
+    statistic: float
+    threshold: float
+    step: int
+    drift_step: int | None
+    step_statistics: np.ndarray
+    step_thresholds: np.ndarray
+    ert: float
+    detector: str
+
+    def __post_init__(self) -> None:  # spelled out: this runs once per event
+        put = object.__setattr__
+        put(self, "is_drift", bool(self.is_drift))
+        put(self, "statistic", float(self.statistic))
+        put(self, "threshold", float(self.threshold))
+        put(self, "step", int(self.step))
+        put(self, "drift_step", None if self.drift_step is None else int(self.drift_step))
+        put(self, "ert", float(self.ert))
+        put(self, "detector", str(self.detector))
+        for name in ("step_statistics", "step_thresholds"):
+            value = np.array(getattr(self, name), dtype=np.float64)  # a private copy, frozen
+            value.setflags(write=False)
+            put(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result as JSON-safe Python values: lists of floats, NaN as None."""
+        out = _to_dict(self)
+        for key in ("statistic", "threshold"):
+            out[key] = None if math.isnan(out[key]) else out[key]
+        for key in ("step_statistics", "step_thresholds"):
+            out[key] = [None if math.isnan(v) else v for v in out[key]]
         return out
+
+
+_DRIFT_TYPES = (("is_drift", bool), ("p_value", float), ("statistic", float),
+                ("threshold", float), ("p_val", float), ("n_reference", int), ("n_test", int),
+                ("detector", str))  # fmt: skip
+
+
+def _freeze(result: Any, coerce: tuple[tuple[str, type], ...], arrays: tuple[str, ...]) -> None:
+    """Coerce scalars (None stays None) and store read-only float64 copies of arrays."""
+    for name, kind in coerce:
+        value = getattr(result, name)
+        object.__setattr__(result, name, None if value is None else kind(value))
+    for name in arrays:
+        value = getattr(result, name)
+        if value is not None:
+            value = np.array(value, dtype=np.float64)  # a private copy, then frozen
+            value.setflags(write=False)
+            object.__setattr__(result, name, value)
+
+
+def _to_dict(result: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(result):
+        value = getattr(result, f.name)
+        out[f.name] = value.tolist() if isinstance(value, np.ndarray) else value
+    return out
