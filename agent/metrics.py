@@ -9,8 +9,11 @@ label takes an unbounded value (never an event id or a client id).
 from __future__ import annotations
 
 import contextlib
+import math
 import platform
+from collections.abc import Sequence
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from agent import __version__
@@ -34,6 +37,9 @@ BATCH_DURATION_BUCKETS = (
 
 #: Outcomes an event read from Kafka can have; the values of the ``outcome`` label.
 OUTCOMES = ("processed", "dead_letter", "incomplete")
+
+#: Why a drift detector reading outputs passed an event by; the values of the ``reason`` label.
+SKIP_REASONS = ("no-outputs", "bad-shape", "bad-value")
 
 
 class AgentMetrics:
@@ -98,6 +104,34 @@ class AgentMetrics:
             ["model", "detector"],
             registry=registry,
         )
+        self.drift_statistic = Gauge(
+            "robustwatch_drift_statistic",
+            "Statistic of the detector's latest test or online step (a distance for PSI, "
+            "Jensen-Shannon, Wasserstein).",
+            ["model", "detector"],
+            registry=registry,
+        )
+        self.feature_drift_p_value = Gauge(
+            "robustwatch_feature_drift_p_value",
+            "Uncorrected p-value of one input feature in the detector's latest test; only for "
+            "detectors testing at most metrics.max_feature_series features.",
+            ["model", "detector", "feature"],
+            registry=registry,
+        )
+        self.detector_errors = Counter(
+            "robustwatch_detector_errors_total",
+            "Micro-batches or windows a detector failed on; their events are flagged "
+            "error:<detector>.",
+            ["model", "detector"],
+            registry=registry,
+        )
+        self.drift_skipped_events = Counter(
+            "robustwatch_drift_skipped_events_total",
+            "Events an output drift detector passed by: no outputs, outputs of another shape "
+            "than the reference's, or values it cannot read (NaN, not probabilities).",
+            ["model", "detector", "reason"],
+            registry=registry,
+        )
 
     def count_events(self, outcome: str, n: int = 1) -> None:
         if n:
@@ -114,6 +148,41 @@ class AgentMetrics:
         with contextlib.suppress(KeyError):
             self.consumer_lag.remove(topic, str(partition))
 
-    def set_drift(self, detector: str, is_drift: bool, p_value: float) -> None:
-        self.drift_detected.labels(self.model, detector).set(1.0 if is_drift else 0.0)
-        self.drift_p_value.labels(self.model, detector).set(p_value)
+    def set_drift(
+        self,
+        detector: str,
+        is_drift: bool,
+        p_value: float | None,
+        statistic: float | None = None,
+        feature_p_values: np.ndarray | None = None,
+        features: Sequence[str] = (),
+    ) -> None:
+        """Record a drift detector's latest answer.
+
+        ``p_value`` None (a distance, an online detector) sets no p-value series, nor does a
+        NaN ``statistic`` (an online detector filling its window) set the statistic.
+        ``feature_p_values`` are exported under the ``feature`` labels ``features``, one each.
+        """
+        model = self.model
+        self.drift_detected.labels(model, detector).set(1.0 if is_drift else 0.0)
+        if p_value is not None:
+            self.drift_p_value.labels(model, detector).set(p_value)
+        if statistic is not None and not math.isnan(statistic):
+            self.drift_statistic.labels(model, detector).set(statistic)
+        if feature_p_values is not None:
+            gauge = self.feature_drift_p_value
+            for feature, p in zip(features, feature_p_values.tolist(), strict=True):
+                gauge.labels(model, detector, feature).set(p)
+
+    def watch_detector(self, detector: str, skip_reasons: Sequence[str] = ()) -> None:
+        """Start a detector's error counter, and its skip counters, at 0."""
+        self.detector_errors.labels(self.model, detector)
+        for reason in skip_reasons:
+            self.drift_skipped_events.labels(self.model, detector, reason)
+
+    def count_detector_error(self, detector: str) -> None:
+        self.detector_errors.labels(self.model, detector).inc()
+
+    def count_drift_skipped(self, detector: str, reason: str, n: int = 1) -> None:
+        if n:
+            self.drift_skipped_events.labels(self.model, detector, reason).inc(n)

@@ -3,6 +3,10 @@
 The pipeline is the only place that knows which detectors run; it holds their streaming state
 (sliding windows) and turns their answers into :class:`ResultRecord` objects. It does no I/O:
 the runner feeds it decoded events and produces what it returns.
+
+Stream adapters turn the detector families into :class:`StreamDetector` objects:
+:class:`WindowedDrift` runs a batch drift detector over a sliding window, :class:`OnlineDrift`
+feeds an online one event by event.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Protocol
 import numpy as np
 
 from agent.events import InferenceEvent
-from detectors.drift import DriftResult
+from detectors.drift import DriftResult, OnlineDriftResult
+from detectors.exceptions import DataError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +71,12 @@ NO_VERDICT = Verdict()
 
 
 class StreamDetector(Protocol):
-    """A detector as the pipeline drives it: a batch of input rows in, one verdict per row."""
+    """A detector as the pipeline drives it: a batch of input rows in, one verdict per row.
+
+    ``inputs`` has shape (n_events, n_features), float64. A detector with an attribute
+    ``reads = "outputs"`` is given the events' outputs instead: a list with, per event, its
+    1-D outputs array or None. An exception flags every event of the call ``error:<name>``.
+    """
 
     name: str
 
@@ -79,10 +89,15 @@ class WindowedDrift:
     Each micro-batch is appended to a window of the last ``window`` rows (in chunks of at most
     ``window`` rows), and once the window is full it is tested against the detector's reference
     after every chunk. Every row thus lies in the window whose test it takes: flag
-    ``drift:<name>`` when that window is found drifted, and the window's p-value as score
-    either way. Under load micro-batches are large and tests rare; under light load a test
-    runs per small batch, which the low rate affords. The first ``window - 1`` rows, before the
-    window has filled, carry no verdict.
+    ``drift:<name>`` when that window is found drifted, and as score either way the window's
+    p-value, or its statistic for a detector without p-values (a distance). Under load
+    micro-batches are large and tests rare; under light load a test runs per small batch, which
+    the low rate affords. The first ``window - 1`` rows, before the window has filled, carry no
+    verdict.
+
+    ``detector`` is any batch drift detector: ``test(x) -> DriftResult``. Rows with another
+    feature count than the window's raise :class:`~detectors.exceptions.DataError` before they
+    enter it.
     """
 
     def __init__(
@@ -115,13 +130,19 @@ class WindowedDrift:
             if self._on_result is not None:
                 self._on_result(self.name, result)
             flag = self.flag if result.is_drift else None
-            verdicts.extend([Verdict(flag, {self.flag: float(result.p_value)})] * len(chunk))
+            score = result.statistic if result.p_value is None else result.p_value
+            verdicts.extend([Verdict(flag, {self.flag: float(score)})] * len(chunk))
         return verdicts
 
     def _append(self, rows: np.ndarray) -> None:
         """Write at most ``window`` rows into the ring buffer."""
         if self._buffer is None:
             self._buffer = np.empty((self.window, rows.shape[1]), dtype=np.float64)
+        elif rows.shape[1] != self._buffer.shape[1]:
+            raise DataError(
+                f"events with {rows.shape[1]} features reached the window of {self.name}, "
+                f"which holds {self._buffer.shape[1]}"
+            )
         k = len(rows)
         first = min(k, self.window - self._head)
         self._buffer[self._head : self._head + first] = rows[:first]
@@ -133,6 +154,43 @@ class WindowedDrift:
         """The full window, oldest row first."""
         assert self._buffer is not None
         return np.concatenate((self._buffer[self._head :], self._buffer[: self._head]))
+
+
+class OnlineDrift:
+    """Feed an online drift detector, one step per event, each event taking its own step's
+    verdict.
+
+    A micro-batch is one ``update`` call; an event whose step's statistic exceeds that step's
+    threshold is flagged ``drift:<name>``, and every event scores its step's statistic. Events
+    that only fill the detector's window after ``fit`` (the first ``warmup``) carry no verdict.
+
+    ``detector`` is any online drift detector: ``update(x) -> OnlineDriftResult``.
+    """
+
+    def __init__(
+        self,
+        detector,
+        name: str,
+        on_result: Callable[[str, OnlineDriftResult], None] | None = None,
+    ):
+        self.detector = detector
+        self.name = name
+        self.flag = f"drift:{name}"
+        self._on_result = on_result
+        self.last_result: OnlineDriftResult | None = None
+
+    def process(self, inputs: np.ndarray) -> list[Verdict]:
+        result = self.detector.update(inputs)
+        self.last_result = result
+        if self._on_result is not None:
+            self._on_result(self.name, result)
+        stats = result.step_statistics
+        alarms = (stats > result.step_thresholds).tolist()
+        flag = self.flag
+        return [
+            Verdict(flag if alarm else None, {flag: s}) if s == s else NO_VERDICT  # NaN: filling
+            for alarm, s in zip(alarms, stats.tolist(), strict=True)
+        ]
 
 
 class Pipeline:
@@ -161,17 +219,20 @@ class Pipeline:
         if not events:
             return []
         per_detector: list[list[Verdict]] = []
-        if self.detectors:
-            inputs = np.stack([event.inputs for event in events]).astype(np.float64, copy=False)
-            for detector in self.detectors:
-                try:
-                    verdicts = detector.process(inputs)
-                except Exception as exc:  # a detector failure never stops the agent
-                    log.warning(
-                        "detector %s failed on a batch of %d: %s", detector.name, len(events), exc
-                    )
-                    verdicts = [Verdict(f"error:{detector.name}")] * len(events)
-                per_detector.append(verdicts)
+        runs: list[np.ndarray] | None = None
+        outputs: list[np.ndarray | None] | None = None
+        for detector in self.detectors:
+            if getattr(detector, "reads", "inputs") == "outputs":
+                if outputs is None:
+                    outputs = [event.outputs for event in events]
+                per_detector.append(_run(detector, outputs))
+                continue
+            if runs is None:
+                runs = _input_runs(events)
+            verdicts = []
+            for rows in runs:
+                verdicts.extend(_run(detector, rows))
+            per_detector.append(verdicts)
         if flagged_only:
             indices = sorted(
                 {i for verdicts in per_detector for i, v in enumerate(verdicts) if v.flag}
@@ -197,3 +258,26 @@ class Pipeline:
                 )
             )
         return results
+
+
+def _input_runs(events: Sequence[InferenceEvent]) -> list[np.ndarray]:
+    """The events' inputs as one (n, n_features) array, or, when feature counts differ (only
+    possible when no reference fixed them), one array per run of equal counts, in order."""
+    rows = [event.inputs for event in events]
+    try:
+        return [np.stack(rows).astype(np.float64, copy=False)]
+    except ValueError:
+        runs, start = [], 0
+        for i in range(1, len(rows) + 1):
+            if i == len(rows) or rows[i].shape != rows[start].shape:
+                runs.append(np.stack(rows[start:i]).astype(np.float64, copy=False))
+                start = i
+        return runs
+
+
+def _run(detector: StreamDetector, data) -> list[Verdict]:
+    try:
+        return detector.process(data)
+    except Exception as exc:  # a detector failure never stops the agent
+        log.warning("detector %s failed on a batch of %d: %s", detector.name, len(data), exc)
+        return [Verdict(f"error:{detector.name}")] * len(data)

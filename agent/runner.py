@@ -29,15 +29,15 @@ from kafka.producer.future import FutureRecordMetadata
 from prometheus_client import CollectorRegistry
 
 from agent.config import AgentConfig
+from agent.drift import build_drift_detectors, read_reference
 from agent.events import Decoded, DecodeError, EventDecoder, InferenceEvent, RawRecord
 from agent.exceptions import StartupError
 from agent.health import Health
 from agent.http import MetricsServer
 from agent.metrics import AgentMetrics
-from agent.pipeline import Pipeline, StreamDetector, WindowedDrift
+from agent.pipeline import Pipeline, StreamDetector
 from agent.sink import KafkaSink
 from agent.source import KafkaSource, Partition, connect_with_backoff
-from detectors.drift import KSDrift
 
 log = logging.getLogger(__name__)
 
@@ -65,38 +65,18 @@ class _InflightBatch:
 
 def load_reference(path: Path) -> np.ndarray:
     """Reference inputs from ``.npy`` or ``.npz`` (key ``x``), as a 2-D float array."""
-    try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                if "x" not in data:
-                    raise StartupError(f"reference file {path} has no array named 'x'")
-                x = data["x"]
-        else:
-            x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise StartupError(f"cannot read the reference file {path}: {exc}") from exc
-    x = np.asarray(x, dtype=np.float64)
-    return x.reshape(len(x), -1)
+    return read_reference(path).x
 
 
 def build_detectors(
     config: AgentConfig, metrics: AgentMetrics
 ) -> tuple[list[StreamDetector], int | None]:
-    """The stream detectors the config asks for, and the feature count they expect."""
-    drift = config.detectors.drift
-    if config.reference.path is None or not drift.enabled:
-        if drift.enabled:
-            log.warning("no reference.path configured: drift detection is off")
-        return [], None
-    x_ref = load_reference(Path(config.reference.path))
-    ks = KSDrift(p_val=drift.p_val, correction=drift.correction).fit(x_ref)
-    windowed = WindowedDrift(
-        ks,
-        name="ks",
-        window=drift.window,
-        on_result=lambda name, r: metrics.set_drift(name, r.is_drift, r.p_value),
-    )
-    return [windowed], x_ref.shape[1]
+    """The stream detectors the config asks for, and the feature count they expect.
+
+    The drift detectors of ``detectors.drift`` (see :mod:`agent.drift`); the feature count is
+    the reference file's, None when there is none or the reference is captured from traffic.
+    """
+    return build_drift_detectors(config, metrics)
 
 
 class Agent:

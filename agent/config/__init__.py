@@ -19,6 +19,7 @@ or a file holding one, and the value read is kept in a :class:`pydantic.SecretSt
 in no repr, dump or error message.
 
 Modules: :mod:`~agent.config.sections` (``model`` to ``logging``, and :class:`AgentConfig`),
+:mod:`~agent.config.drift_config` (one detector of ``detectors.drift``, a list or one mapping),
 :mod:`~agent.config.kafka_config` (``kafka``), :mod:`~agent.config.security`
 (``kafka.security``); the private ``_fields`` (field types, server and topic lists),
 ``_clients`` (``kafka.consumer`` and ``kafka.producer``), ``_errors`` and ``_messages`` (error
@@ -33,6 +34,13 @@ Examples
 (('localhost:9092',), ('inference',))
 >>> cfg.detectors.drift.p_val
 0.05
+>>> cfg = config_from_dict(
+...     {"kafka": {"bootstrap_servers": "localhost:9092", "topics": "inference"},
+...      "model": {"name": "digits"}, "reference": {"capture_first": 1000},
+...      "detectors": {"drift": [{"type": "ks", "features": [0, 3]},
+...                              {"type": "mmd-online", "ert": 1000}]}}, env={})
+>>> [(spec.name, spec.window, spec.ert) for spec in cfg.detectors.drift_specs]
+[('ks', 200, None), ('mmd-online', None, 1000.0)]
 >>> try:
 ...     config_from_dict({"kafka": {"bootstrap_servers": "localhost:9092", "topics": "inference"},
 ...                       "model": {"name": "digits"}, "detectors": {"drift": {"p_val": 1.5}}},
@@ -44,11 +52,11 @@ config error at detectors.drift.p_val: expected a float in (0, 1), got 1.5
 
 from agent.config._loading import config_from_dict, load_config
 from agent.config._sources import CONFIG_ENV_VAR, ENV_PREFIX
+from agent.config.drift_config import DriftConfig, PreprocessingConfig
 from agent.config.kafka_config import KafkaConfig
 from agent.config.sections import (
     AgentConfig,
     DetectorsConfig,
-    DriftConfig,
     LoggingConfig,
     MetricsConfig,
     ModelConfig,
@@ -71,6 +79,7 @@ __all__ = [
     "MetricsConfig",
     "ModelConfig",
     "PipelineConfig",
+    "PreprocessingConfig",
     "ReferenceConfig",
     "config_from_dict",
     "load_config",

@@ -2,14 +2,18 @@
 
 from collections.abc import Mapping
 from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
-    if get_origin(annotation) in (Union, UnionType):
-        found = [_submodel(arg) for arg in get_args(annotation)]
+    """The section model in an annotation, looking through unions, Annotated and tuples."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _submodel(get_args(annotation)[0])
+    if origin in (Union, UnionType, tuple, list):
+        found = [_submodel(arg) for arg in get_args(annotation) if arg is not Ellipsis]
         return next((model for model in found if model is not None), None)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation

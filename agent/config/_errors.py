@@ -13,6 +13,10 @@ from pydantic_core import PydanticCustomError
 
 _ERROR_TYPE = "robustwatch_config"
 _HIDDEN: Any = object()  # an issue's `got` when the input must not be shown
+# Tags of the two forms of a value that may be one mapping or a list of them (pydantic puts
+# the tag in an error's location; _issues() takes it out again).
+_ONE, _LIST = "~one", "~list"
+_TAGS = frozenset({_ONE, _LIST})
 
 
 class _Issue(NamedTuple):

@@ -14,6 +14,7 @@ from agent.config._sources import (
     CONFIG_ENV_VAR,
     _apply_env,
     _flat_overrides,
+    _key_path,
     _read_yaml,
     _set,
 )
@@ -81,8 +82,10 @@ def load_config(
     flat = _flat_overrides(overrides)
     problems += _apply_env(data, env, flat, origin)
     for parts, value, label in flat:
-        _set(data, parts, value)
-        origin.sources[parts] = label
+        origin.sources[_key_path(parts)] = label
+        problem = _set(data, parts, value)
+        if problem is not None:
+            problems.append((_key_path(parts), _Issue("", problem)))
     return _build(data, env, base_dir, origin, problems)
 
 

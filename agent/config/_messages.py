@@ -8,7 +8,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from agent.config._base import _submodel
-from agent.config._errors import _ERROR_TYPE, _HIDDEN, _Expect, _Issue
+from agent.config._errors import _ERROR_TYPE, _HIDDEN, _TAGS, _Expect, _Issue
 from agent.config.sections import AgentConfig
 from agent.config.security import KafkaSecurity
 from agent.exceptions import ConfigError
@@ -85,7 +85,7 @@ def _unknown_key(path: _KeyPath) -> str:
 def _issues(exc: ValidationError) -> list[tuple[_KeyPath, _Issue]]:
     out = []
     for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
+        loc = tuple(part for part in err["loc"] if part not in _TAGS)
         kind = err["type"]
         if kind == _ERROR_TYPE:
             for issue in err["ctx"]["issues"]:
@@ -98,7 +98,11 @@ def _issues(exc: ValidationError) -> list[tuple[_KeyPath, _Issue]]:
         else:
             info = _field_at(loc)
             mapping = kind in ("model_type", "model_attributes_type", "dict_type")
-            expected = "a mapping" if mapping else (_expected(info) if info else None)
+            stated = not isinstance(loc[-1], int) and any(
+                isinstance(m, _Expect) for m in getattr(info, "metadata", ())
+            )
+            expected = _expected(info) if stated or (info and not mapping) else None
+            expected = expected or ("a mapping" if mapping else None)
             text = f"expected {expected}" if expected else err["msg"][:1].lower() + err["msg"][1:]
             out.append((loc, _Issue("", text, err.get("input", _HIDDEN))))
     return out

@@ -89,13 +89,33 @@ def _merge(old: Any, new: Any) -> Any:
     return new
 
 
-def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = data
-    for key in path[:-1]:
-        if not isinstance(node.get(key), dict):
-            node[key] = {}
-        node = node[key]
-    node[path[-1]] = _merge(node.get(path[-1]), value)
+def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> str | None:
+    """Put ``value`` at ``path``, merged into a mapping there; a digit names a list item.
+
+    Returns what is wrong, or None: a list can only be entered by the index of an item.
+    """
+    node: Any = data
+    for depth, key in enumerate(path):
+        if isinstance(node, list):
+            if not (key.isdigit() and int(key) < len(node)):
+                where = ".".join(path[:depth])
+                items = f"0 to {len(node) - 1}" if node else "it is empty"
+                return f"{where} is a list: name one of its items by index ({items})"
+            key = int(key)
+        elif key not in node:
+            node[key] = None
+        if depth == len(path) - 1:
+            node[key] = _merge(node[key], value)
+        else:
+            if not isinstance(node[key], dict | list):
+                node[key] = {}
+            node = node[key]
+    return None
+
+
+def _key_path(parts: tuple[str, ...]) -> _KeyPath:
+    """Parts as in an error's location: list indices as integers."""
+    return tuple(int(part) if part.isdigit() else part for part in parts)
 
 
 def _get(data: Any, path: tuple[str, ...]) -> Any:
@@ -134,8 +154,10 @@ def _apply_env(
     password_var = next((v for v in named if isinstance(v, str)), None)
     for parts, value, name in sorted(entries, key=lambda e: (len(e[0]), e[2])):
         if name != password_var:
-            _set(data, parts, value)
-            origin.sources[parts] = f"environment variable {name}"
+            origin.sources[_key_path(parts)] = f"environment variable {name}"
+            problem = _set(data, parts, value)
+            if problem is not None:
+                problems.append((_key_path(parts), _Issue("", problem)))
     return problems
 
 

@@ -1,12 +1,12 @@
 """The sections other than ``kafka``, and :class:`AgentConfig`, which holds them all."""
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Discriminator, Field, Tag, model_validator
 
 from agent.config._base import _Section
-from agent.config._errors import _Expect
+from agent.config._errors import _LIST, _ONE, _Expect, _Issue, _problems
 from agent.config._fields import (
     _Float,
     _Int,
@@ -19,6 +19,7 @@ from agent.config._fields import (
     _reference_file,
     _Text,
 )
+from agent.config.drift_config import DriftConfig, _unique_names
 from agent.config.kafka_config import KafkaConfig
 
 
@@ -49,35 +50,35 @@ class ModelConfig(_Section):
 class ReferenceConfig(_Section):
     """Reference data that detectors are fitted on: ``reference``.
 
+    Give one of ``path`` and ``capture_first``; a list of drift detectors needs one.
+
     Attributes
     ----------
     path : path, optional
-        A ``.npz`` (with ``x``) or ``.npy`` file; must exist.
+        A ``.npy`` file of inputs, or a ``.npz`` with ``x`` (inputs) and, for the output
+        drift detectors, ``outputs`` (one row per row of ``x``); must exist.
+    capture_first : int, optional
+        Use the first N events the agent reads as the reference (inputs and outputs), then
+        fit the detectors; >= 10. Those events carry no drift verdict, and they must be
+        trusted: drifted or poisoned traffic captured here becomes the law the rest is
+        compared with.
     """
 
     path: Annotated[
         Path | None, AfterValidator(_reference_file), _Expect("an existing .npz or .npy file")
     ] = None
+    capture_first: Annotated[_Int | None, Field(ge=10), _Expect("an integer >= 10")] = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ReferenceConfig":
+        if self.path is not None and self.capture_first is not None:
+            message = "give reference.path or reference.capture_first, not both"
+            raise _problems(_Issue("capture_first", message, self.capture_first))
+        return self
 
 
-class DriftConfig(_Section):
-    """The batch drift detector: ``detectors.drift``.
-
-    Attributes
-    ----------
-    enabled : bool, default true
-    window : int, default 200
-        Events per test window, >= 10.
-    p_val : float, default 0.05
-        Significance level of the test, in (0, 1).
-    correction : {'bonferroni', 'fdr'}, default 'bonferroni'
-        Multiple-testing correction across features.
-    """
-
-    enabled: bool = True
-    window: Annotated[_Int, Field(ge=10), _Expect("an integer >= 10")] = 200
-    p_val: Annotated[_Float, Field(gt=0, lt=1), _Expect("a float in (0, 1)")] = 0.05
-    correction: Annotated[Literal["bonferroni", "fdr"], BeforeValidator(_lower)] = "bonferroni"
+def _drift_form(value: Any) -> str:
+    return _LIST if isinstance(value, list | tuple) else _ONE
 
 
 class DetectorsConfig(_Section):
@@ -85,11 +86,24 @@ class DetectorsConfig(_Section):
 
     Attributes
     ----------
-    drift : DriftConfig
-        See :class:`DriftConfig`.
+    drift : DriftConfig or tuple of DriftConfig
+        A list of drift detectors (see :class:`DriftConfig`), or one mapping alone: the older
+        form, a KS test unless it names another ``type``. Default: one KS test, which runs
+        only when a reference is configured.
     """
 
-    drift: DriftConfig = Field(default_factory=DriftConfig)
+    drift: Annotated[
+        Annotated[DriftConfig, Tag(_ONE)]
+        | Annotated[tuple[DriftConfig, ...], AfterValidator(_unique_names), Tag(_LIST)],
+        Discriminator(_drift_form),
+        _Expect("a list of detector mappings, or one mapping"),
+    ] = Field(default_factory=DriftConfig)
+
+    @property
+    def drift_specs(self) -> tuple[DriftConfig, ...]:
+        """The enabled drift detectors, whichever form ``drift`` was given in."""
+        specs = self.drift if isinstance(self.drift, tuple) else (self.drift,)
+        return tuple(spec for spec in specs if spec.enabled)
 
 
 class PipelineConfig(_Section):
@@ -131,10 +145,15 @@ class MetricsConfig(_Section):
         Address to listen on.
     port : int, default 9108
         Port to listen on, 0 to 65535; 0 picks a free port.
+    max_feature_series : int, default 64
+        A drift detector exports one ``robustwatch_feature_drift_p_value`` series per feature
+        only while it tests at most this many features (label cardinality stays bounded);
+        0 turns those series off.
     """
 
     host: _Text = "0.0.0.0"
     port: Annotated[_Int, Field(ge=0, le=65535), _Expect("an integer from 0 to 65535")] = 9108
+    max_feature_series: Annotated[_Int, Field(ge=0), _Expect("an integer >= 0")] = 64
 
 
 class LoggingConfig(_Section):
@@ -175,3 +194,15 @@ class AgentConfig(_Section):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="after")
+    def _drift_has_a_reference(self) -> "AgentConfig":
+        listed = isinstance(self.detectors.drift, tuple) and self.detectors.drift_specs
+        ref = self.reference
+        if listed and ref.path is None and ref.capture_first is None:
+            message = (
+                "the drift detectors listed in detectors.drift need a reference: set "
+                "reference.path or reference.capture_first"
+            )
+            raise _problems(_Issue("reference", message))
+        return self

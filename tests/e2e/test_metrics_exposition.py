@@ -23,25 +23,37 @@ EXPECTED_FAMILIES = (
     "robustwatch_last_event_timestamp_seconds",
     "robustwatch_drift_detected",
     "robustwatch_drift_p_value",
+    "robustwatch_drift_statistic",
+    "robustwatch_feature_drift_p_value",
+    "robustwatch_detector_errors_total",
+    "robustwatch_drift_skipped_events_total",
 )
+
+
+def _probabilities(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x[:, :3] - x[:, :3].max(1, keepdims=True))
+    return (e / e.sum(1, keepdims=True)).round(6)
 
 
 @pytest.fixture(scope="module")
 def exposition(broker, tmp_path_factory) -> str:
     tmp_path = tmp_path_factory.mktemp("exposition")
     rng = np.random.default_rng(5)
-    np.save(tmp_path / "reference.npy", rng.normal(size=(300, 4)))
+    x_ref = rng.normal(size=(300, 4))
+    np.savez(tmp_path / "reference.npz", x=x_ref, outputs=_probabilities(x_ref))
     topic = unique("expo")
     config = agent_config(
         broker.bootstrap_servers,
         topic,
         tmp_path,
-        reference={"path": str(tmp_path / "reference.npy")},
-        detectors={"drift": {"window": 50}},
+        reference={"path": str(tmp_path / "reference.npz")},
+        detectors={"drift": [{"type": "ks", "window": 50}, {"type": "output-class", "window": 50}]},
     )
     k = config["kafka"]
     create_topics(broker.bootstrap_servers, [topic, k["results_topic"], k["dead_letter_topic"]])
-    records = [traffic.plain_json(f"e{i}", rng.normal(size=4) + 3) for i in range(300)]
+    x = rng.normal(size=(300, 4)) + 3
+    outputs = _probabilities(x)
+    records = [traffic.plain_json(f"e{i}", x[i], outputs[i]) for i in range(300)]
     records.append((b"bad", b"{", []))
     produce(broker.bootstrap_servers, topic, records)
     agent = AgentProcess(config, tmp_path).start()
