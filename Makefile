@@ -34,11 +34,33 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(STAMP) promtool lint
+test: $(STAMP) promtool lint test-peers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PEERS) .pytest_cache .ruff_cache *.egg-info
+
+# The peers robustwatch is measured against (torchattacks, the Adversarial Robustness Toolbox,
+# alibi-detect) live in a virtualenv of their own, .peers/, never beside robustwatch:
+# `make test-peers` runs the parity tests (tests/peers/; tests/conftest.py, which serves the
+# agent tests, is not loaded), `make bench-attacks` the benchmark.
+PEERS ?= .peers
+PEERS_STAMP := $(PEERS)/.robustwatch-peers-installed
+PEERS_PYTEST_ARGS ?=
+
+.PHONY: peers test-peers bench-attacks
+
+$(PEERS_STAMP): scripts/peers-env.sh
+	bash scripts/peers-env.sh $(PEERS)
+	@touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP)
+
+test-peers: $(PEERS_STAMP)
+	$(PEERS)/bin/python -m pytest --confcutdir=tests/peers tests/peers $(PEERS_PYTEST_ARGS)
+
+bench-attacks: $(PEERS_STAMP)
+	$(PEERS)/bin/python benchmarks/attacks.py
