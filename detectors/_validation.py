@@ -208,4 +208,3 @@ def check_array(x: Any, *, name: str, caller: str, min_rows: int = 1) -> np.ndar
             f"{name} contains NaN or infinite values (first at row {bad[0]}, feature {bad[1]})."
         )
     return arr
-

@@ -35,4 +35,3 @@ class ParameterError(ValueError):
 class DeviceError(RuntimeError):
     """A detector was asked to run on a device this machine does not have (``device="cuda"``
     without CUDA)."""
-
