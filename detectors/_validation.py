@@ -208,3 +208,58 @@ def check_array(x: Any, *, name: str, caller: str, min_rows: int = 1) -> np.ndar
             f"{name} contains NaN or infinite values (first at row {bad[0]}, feature {bad[1]})."
         )
     return arr
+
+
+def check_rows(
+    x: Any,
+    *,
+    name: str,
+    caller: str,
+    shape: tuple[int, ...] | None = None,
+    min_rows: int = 1,
+    dtype: Any = np.float64,
+) -> np.ndarray:
+    """Return ``x`` as a finite array of shape (n_rows, *shape): one model input per row.
+
+    Without ``shape`` any row shape is accepted (at least one value per row). With it, a row
+    must have that shape or be its flattening, e.g. (64,) for (1, 8, 8).
+
+    Raises
+    ------
+    DataError
+        If ``x`` is not numeric, has no row dimension, fewer than ``min_rows`` rows, rows of
+        another shape, or a NaN or infinite value.
+
+    Examples
+    --------
+    >>> check_rows(np.zeros((2, 64)), name="x", caller="FeatureSqueezing", shape=(1, 8, 8)).shape
+    (2, 1, 8, 8)
+    >>> check_rows(np.zeros((2, 63)), name="x", caller="FeatureSqueezing", shape=(1, 8, 8))
+    Traceback (most recent call last):
+    ...
+    detectors.exceptions.DataError: FeatureSqueezing expects rows of x of shape (1, 8, 8) (or 64 flat values); got rows of shape (63,).
+    """  # noqa: E501
+    try:
+        arr = np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{caller} expects a numeric array for {name}: {exc}") from None
+    if arr.ndim < 2 or math.prod(arr.shape[1:]) == 0:
+        raise DataError(
+            f"{caller} expects {name} of shape (n_rows, ...) with at least one value per row; "
+            f"got shape {arr.shape}. Pass one row per input, e.g. x[None] for a single input."
+        )
+    if arr.shape[0] < min_rows:
+        raise DataError(f"{caller} needs at least {min_rows} rows in {name}; got {arr.shape[0]}.")
+    if shape is not None and arr.shape[1:] != tuple(shape):
+        if arr.shape[1:] != (math.prod(shape),):
+            raise DataError(
+                f"{caller} expects rows of {name} of shape {tuple(shape)} (or "
+                f"{math.prod(shape)} flat values); got rows of shape {arr.shape[1:]}."
+            )
+        arr = arr.reshape(-1, *shape)
+    finite = np.isfinite(arr.reshape(arr.shape[0], -1)).all(1)
+    if not finite.all():
+        raise DataError(
+            f"{name} contains NaN or infinite values (first in row {int(np.argmin(finite))})."
+        )
+    return arr

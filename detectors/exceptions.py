@@ -35,3 +35,17 @@ class ParameterError(ValueError):
 class DeviceError(RuntimeError):
     """A detector was asked to run on a device this machine does not have (``device="cuda"``
     without CUDA)."""
+
+
+class ModelError(RuntimeError):
+    """The monitored model failed on a batch, or returned something a detector cannot use
+    (not one row of at least 2 class scores per input, NaN or inf).
+
+    The message names the detector, the batch shape and the model's own error, so that the
+    agent can raise an ``error:<detector>`` flag and log why.
+    """
+
+
+class MissingClientError(DataError):
+    """A query without a client id reached a stateful detector configured to refuse them
+    (``missing_client="error"``)."""
