@@ -51,7 +51,7 @@ PEERS ?= .peers
 PEERS_STAMP := $(PEERS)/.robustwatch-peers-installed
 PEERS_PYTEST_ARGS ?=
 
-.PHONY: peers test-peers bench-attacks
+.PHONY: peers test-peers bench-attacks bench-drift
 
 $(PEERS_STAMP): scripts/peers-env.sh
 	bash scripts/peers-env.sh $(PEERS)
@@ -64,3 +64,6 @@ test-peers: $(PEERS_STAMP)
 
 bench-attacks: $(PEERS_STAMP)
 	$(PEERS)/bin/python benchmarks/attacks.py
+
+bench-drift: $(PEERS_STAMP)
+	$(PEERS)/bin/python benchmarks/drift.py
