@@ -8,8 +8,8 @@ Every model is a small digits classifier trained here in about a second, from
 ``benchmarks/_peers.py`` (shared with ``benchmarks/attacks.py``), inputs in [0, 1].
 
 Layout: ``test_attack_parity.py`` (PGD, APGD-CE, Square against torchattacks and ART),
-``test_certify_parity.py`` (randomized smoothing against ART); and ``test_drift_parity.py``
-the drift detectors against alibi-detect.
+``test_certify_parity.py`` (randomized smoothing against ART) and ``test_drift_parity.py``
+(the drift detectors against alibi-detect).
 """
 
 from __future__ import annotations
