@@ -11,12 +11,16 @@ from __future__ import annotations
 import contextlib
 import math
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from agent import __version__
+
+if TYPE_CHECKING:
+    from detectors.adversarial import StatefulSnapshot
 
 #: Batch durations span a tiny batch on a fast path (~1 ms) to a slow model (~10 s).
 BATCH_DURATION_BUCKETS = (
@@ -34,6 +38,10 @@ BATCH_DURATION_BUCKETS = (
     5.0,
     10.0,
 )
+
+#: Buckets of ``robustwatch_detector_score``: conformal p-values, where small is suspicious;
+#: dense below 0.1, where flagging thresholds (a detector's ``fpr``) lie.
+SCORE_P_VALUE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 
 #: Outcomes an event read from Kafka can have; the values of the ``outcome`` label.
 OUTCOMES = ("processed", "dead_letter", "incomplete")
@@ -125,6 +133,34 @@ class AgentMetrics:
             ["model", "detector"],
             registry=registry,
         )
+        self.flags = Counter(
+            "robustwatch_flags_total",
+            "Events that carried a flag, by flag: the detector label holds the flag itself "
+            "(drift:ks, adversarial:squeeze, outlier:energy, query-attack, error:<detector>, ...).",
+            ["model", "detector"],
+            registry=registry,
+        )
+        self.detector_score = Histogram(
+            "robustwatch_detector_score",
+            "Per-input detectors' scores as conformal p-values against the detector's clean "
+            "calibration scores, (1 + #{calibration scores >= score}) / (n + 1): uniform on clean "
+            "traffic, small when suspicious; an event is flagged when its score exceeds the "
+            "(1 - fpr) threshold, about p <= fpr. Scale-free, so detectors compare.",
+            ["model", "detector"],
+            buckets=SCORE_P_VALUE_BUCKETS,
+            registry=registry,
+        )
+        self.query_attack_suspects = Gauge(
+            "robustwatch_query_attack_suspects",
+            "Clients flagged for a query attack within the stateful detector's time-to-live "
+            "(a count: client ids are never labels).",
+            registry=registry,
+        )
+        self.stateful_index_entries = Gauge(
+            "robustwatch_stateful_index_entries",
+            "Query fingerprints held by the stateful detector within its time-to-live.",
+            registry=registry,
+        )
         self.drift_skipped_events = Counter(
             "robustwatch_drift_skipped_events_total",
             "Events an output drift detector passed by: no outputs, outputs of another shape "
@@ -182,6 +218,31 @@ class AgentMetrics:
 
     def count_detector_error(self, detector: str) -> None:
         self.detector_errors.labels(self.model, detector).inc()
+
+    def watch_flag(self, flag: str) -> None:
+        """Start a flag's counter at 0, and the score histogram of a per-input detector's."""
+        self.flags.labels(self.model, flag)
+        if flag.startswith(("adversarial:", "outlier:")):
+            self.detector_score.labels(self.model, flag)
+
+    def count_flags(self, flag_sets: Iterable[tuple[str, ...]]) -> None:
+        """Count the flags of a batch's results, one ``inc`` per flag."""
+        counts: dict[str, int] = {}
+        for flags in flag_sets:
+            for flag in flags:
+                counts[flag] = counts.get(flag, 0) + 1
+        for flag, n in counts.items():
+            self.flags.labels(self.model, flag).inc(n)
+
+    def observe_scores(self, flag: str, p_values: np.ndarray) -> None:
+        """Observe a per-input detector's scores, as conformal p-values, in its histogram."""
+        histogram = self.detector_score.labels(self.model, flag)
+        for p in p_values.tolist():
+            histogram.observe(p)
+
+    def set_stateful(self, snapshot: StatefulSnapshot) -> None:
+        self.query_attack_suspects.set(snapshot.clients_flagged)
+        self.stateful_index_entries.set(snapshot.fingerprints)
 
     def count_drift_skipped(self, detector: str, reason: str, n: int = 1) -> None:
         if n:

@@ -37,34 +37,39 @@ class ResultRecord:
     flags: tuple[str, ...]
     scores: dict[str, float]
     processed_at: float
+    #: Why a detector could not judge the event, by detector name (flag ``error:<name>``).
+    errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def flagged(self) -> bool:
         return bool(self.flags)
 
     def to_json(self) -> bytes:
-        return json.dumps(
-            {
-                "id": self.id,
-                "model": self.model,
-                "model_version": self.model_version,
-                "flags": list(self.flags),
-                "scores": self.scores,
-                "processed_at": self.processed_at,
-            },
-            separators=(",", ":"),
-        ).encode()
+        """The record as JSON; ``errors`` appears only when a detector failed on the event."""
+        body = {
+            "id": self.id,
+            "model": self.model,
+            "model_version": self.model_version,
+            "flags": list(self.flags),
+            "scores": self.scores,
+            "processed_at": self.processed_at,
+        }
+        if self.errors:
+            body["errors"] = self.errors
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """One detector's answer for one event: a flag (or None) and the scores to report.
+    """One detector's answer for one event: a flag (or None), the scores to report, and for a
+    flag ``error:<name>`` the reason.
 
     Verdicts are shared between the rows of a chunk: never mutate one.
     """
 
     flag: str | None = None
     scores: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
 
 
 NO_VERDICT = Verdict()
@@ -75,7 +80,9 @@ class StreamDetector(Protocol):
 
     ``inputs`` has shape (n_events, n_features), float64. A detector with an attribute
     ``reads = "outputs"`` is given the events' outputs instead: a list with, per event, its
-    1-D outputs array or None. An exception flags every event of the call ``error:<name>``.
+    1-D outputs array or None; one with ``reads = "queries"`` the pair (inputs, the events'
+    client ids). An exception flags every event of the call ``error:<name>``, with the
+    exception as the reason.
     """
 
     name: str
@@ -225,13 +232,21 @@ class Pipeline:
             if getattr(detector, "reads", "inputs") == "outputs":
                 if outputs is None:
                     outputs = [event.outputs for event in events]
-                per_detector.append(_run(detector, outputs))
+                per_detector.append(_run(detector, outputs, len(outputs)))
                 continue
             if runs is None:
                 runs = _input_runs(events)
+            queries = getattr(detector, "reads", "inputs") == "queries"
             verdicts = []
+            start = 0
             for rows in runs:
-                verdicts.extend(_run(detector, rows))
+                stop = start + len(rows)
+                if queries:
+                    clients = [event.client_id for event in events[start:stop]]
+                    verdicts.extend(_run(detector, (rows, clients), len(rows)))
+                else:
+                    verdicts.extend(_run(detector, rows, len(rows)))
+                start = stop
             per_detector.append(verdicts)
         if flagged_only:
             indices = sorted(
@@ -245,8 +260,12 @@ class Pipeline:
             event = events[i]
             flags = tuple(v[i].flag for v in per_detector if v[i].flag is not None)
             scores: dict[str, float] = {}
-            for verdicts in per_detector:
-                scores.update(verdicts[i].scores)
+            errors: dict[str, str] = {}
+            for detector, verdicts in zip(self.detectors, per_detector, strict=True):
+                verdict = verdicts[i]
+                scores.update(verdict.scores)
+                if verdict.error is not None:
+                    errors[detector.name] = verdict.error
             results.append(
                 ResultRecord(
                     event.id,
@@ -255,6 +274,7 @@ class Pipeline:
                     flags,
                     scores,
                     now,
+                    errors,
                 )
             )
         return results
@@ -275,9 +295,24 @@ def _input_runs(events: Sequence[InferenceEvent]) -> list[np.ndarray]:
         return runs
 
 
-def _run(detector: StreamDetector, data) -> list[Verdict]:
+def _run(detector: StreamDetector, data, n: int) -> list[Verdict]:
     try:
         return detector.process(data)
     except Exception as exc:  # a detector failure never stops the agent
-        log.warning("detector %s failed on a batch of %d: %s", detector.name, len(data), exc)
-        return [Verdict(f"error:{detector.name}")] * len(data)
+        log.warning("detector %s failed on a batch of %d: %s", detector.name, n, exc)
+        return [Verdict(f"error:{detector.name}", error=error_reason(exc))] * n
+
+
+def error_reason(exc: BaseException, limit: int = 300) -> str:
+    r"""A one-line reason for a result's ``errors``: the exception's type, the first line of its
+    message and, for a multi-line message (a TorchScript traceback), its last line.
+
+    >>> error_reason(ValueError("bad input"))
+    'ValueError: bad input'
+    >>> error_reason(RuntimeError("failed:\n  File x, line 3\nValueError: out of range"))
+    'RuntimeError: failed: ... ValueError: out of range'
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = " ... ".join(lines[:1] + lines[-1:] if len(lines) > 1 else lines)
+    reason = f"{type(exc).__name__}: {text}"
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."

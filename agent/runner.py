@@ -34,6 +34,7 @@ from agent.events import Decoded, DecodeError, EventDecoder, InferenceEvent, Raw
 from agent.exceptions import StartupError
 from agent.health import Health
 from agent.http import MetricsServer
+from agent.input_detectors import build_input_detectors
 from agent.metrics import AgentMetrics
 from agent.pipeline import Pipeline, StreamDetector
 from agent.sink import KafkaSink
@@ -73,10 +74,14 @@ def build_detectors(
 ) -> tuple[list[StreamDetector], int | None]:
     """The stream detectors the config asks for, and the feature count they expect.
 
-    The drift detectors of ``detectors.drift`` (see :mod:`agent.drift`); the feature count is
-    the reference file's, None when there is none or the reference is captured from traffic.
+    The drift detectors of ``detectors.drift`` (see :mod:`agent.drift`), then the per-input
+    and stateful ones (see :mod:`agent.input_detectors`). The feature count is the drift
+    reference file's (the decoder dead-letters events of another count), None when no drift
+    detector reads a reference file: per-input detectors then flag such events
+    ``error:<name>`` themselves.
     """
-    return build_drift_detectors(config, metrics)
+    drift, n_features = build_drift_detectors(config, metrics)
+    return [*drift, *build_input_detectors(config, metrics)], n_features
 
 
 class Agent:
@@ -219,8 +224,10 @@ class Agent:
             # A record can be both: a response that does not fit its request is dead-lettered
             # while the request's events go on without outputs.
             events.extend(decoded.events)
-        for result in self.pipeline.process(events, flagged_only=not self.emit_all):
+        results = self.pipeline.process(events, flagged_only=not self.emit_all)
+        for result in results:
             futures.append(sink.send_result(result))
+        self.metrics.count_flags(result.flags for result in results)
         if futures or next_offsets:
             self._inflight.append(_InflightBatch(futures, next_offsets, floors))
         if not (records or events or dead):

@@ -20,6 +20,7 @@ from agent.config._fields import (
     _Text,
 )
 from agent.config.drift_config import DriftConfig, _unique_names
+from agent.config.input_detector_config import InputDetectorConfig, StatefulConfig
 from agent.config.kafka_config import KafkaConfig
 
 
@@ -35,6 +36,12 @@ class ModelConfig(_Section):
     path : path, optional
         The model file (TorchScript or ``.pt2``) that detectors needing the model use; must
         exist.
+    input_shape : list of int, optional
+        The shape of one model input, e.g. ``[1, 8, 8]``; events carry inputs flattened, and
+        detectors that run the model reshape them to it. Default: the shape of one row of
+        the reference file's ``x``.
+    device : {'auto', 'cpu', 'cuda'}, default 'auto'
+        Where detectors run the model (``auto``: CUDA when present).
     """
 
     name: _Text
@@ -45,6 +52,12 @@ class ModelConfig(_Section):
         _Expect('a non-empty string (quote numbers: "1.10")'),
     ] = None
     path: _OptFile = None
+    input_shape: Annotated[
+        tuple[_PositiveInt, ...] | None,
+        Field(min_length=1),
+        _Expect("a non-empty list of positive integers"),
+    ] = None
+    device: Annotated[Literal["auto", "cpu", "cuda"], BeforeValidator(_lower)] = "auto"
 
 
 class ReferenceConfig(_Section):
@@ -90,6 +103,11 @@ class DetectorsConfig(_Section):
         A list of drift detectors (see :class:`DriftConfig`), or one mapping alone: the older
         form, a KS test unless it names another ``type``. Default: one KS test, which runs
         only when a reference is configured.
+    adversarial, outlier : tuple of InputDetectorConfig, default empty
+        Per-input detectors (see :class:`InputDetectorConfig`), flagging
+        ``adversarial:<name>`` or ``outlier:<name>``; they need ``reference.path``.
+    stateful : StatefulConfig
+        Stateful detection of query attacks per client (off by default).
     """
 
     drift: Annotated[
@@ -98,6 +116,37 @@ class DetectorsConfig(_Section):
         Discriminator(_drift_form),
         _Expect("a list of detector mappings, or one mapping"),
     ] = Field(default_factory=DriftConfig)
+    adversarial: tuple[InputDetectorConfig, ...] = ()
+    outlier: tuple[InputDetectorConfig, ...] = ()
+    stateful: StatefulConfig = Field(default_factory=StatefulConfig)
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> "DetectorsConfig":
+        first: dict[str, str] = {}
+        issues = []
+        for family in ("adversarial", "outlier"):
+            for i, spec in enumerate(getattr(self, family)):
+                key = f"{family}.{i}"
+                if spec.name in first:
+                    message = (
+                        f"duplicate of detectors.{first[spec.name]}'s name: give each "
+                        "per-input detector its own name (its metrics' detector label)"
+                    )
+                    issues.append(_Issue(f"{key}.name", message, spec.name))
+                first.setdefault(spec.name, key)
+        if issues:
+            raise _problems(*issues)
+        return self
+
+    @property
+    def input_specs(self) -> tuple[tuple[str, str, InputDetectorConfig], ...]:
+        """The enabled per-input detectors as (family, key path, spec)."""
+        return tuple(
+            (family, f"detectors.{family}.{i}", spec)
+            for family in ("adversarial", "outlier")
+            for i, spec in enumerate(getattr(self, family))
+            if spec.enabled
+        )
 
     @property
     def drift_specs(self) -> tuple[DriftConfig, ...]:
@@ -205,4 +254,22 @@ class AgentConfig(_Section):
                 "reference.path or reference.capture_first"
             )
             raise _problems(_Issue("reference", message))
+        return self
+
+    @model_validator(mode="after")
+    def _input_detectors_have_what_they_need(self) -> "AgentConfig":
+        issues = []
+        specs = self.detectors.input_specs
+        if specs and self.reference.path is None:
+            message = (
+                f"{specs[0][1]} ({specs[0][2].name}) is calibrated on reference.path: set it "
+                "(reference.capture_first serves drift detectors only)"
+            )
+            issues.append(_Issue("reference.path", message))
+        for _, key, spec in specs:
+            if spec.reads == "inputs" and self.model.path is None:
+                message = f"{key} ({spec.name}) runs the model on the events' inputs: set it"
+                issues.append(_Issue("model.path", message))
+        if issues:
+            raise _problems(*issues)
         return self

@@ -73,6 +73,8 @@ class InputDetector(Persistable):
         Scores above it are flagged.
     n_calibration_ : int
         Clean scores the threshold was calibrated on.
+    calibration_scores_ : ndarray of shape (n_calibration_,)
+        Those scores, sorted: :meth:`tail_probability` compares new scores with them.
     """
 
     name: ClassVar[str] = ""
@@ -96,6 +98,7 @@ class InputDetector(Persistable):
         scores = self._fit(self._check(x_ref, "x_ref", fitting=True), y)
         self.threshold_ = calibrate_threshold(scores, self.fpr, type(self).__name__)
         self.n_calibration_ = int(scores.shape[0])
+        self.calibration_scores_ = np.sort(scores)
         self._restore()
         return self
 
@@ -107,6 +110,25 @@ class InputDetector(Persistable):
     def predict(self, x: Any) -> np.ndarray:
         """One flag per row of ``x``: ``score(x) > threshold_``, bool of shape (n,)."""
         return self.score(x) > self.threshold_
+
+    def tail_probability(self, scores: Any) -> np.ndarray:
+        """Conformal p-values of ``scores`` (from :meth:`score`) against the clean
+        calibration scores: ``(1 + #{calibration scores >= s}) / (n + 1)``.
+
+        On clean inputs exchangeable with the calibration data it is (super-)uniform, so
+        ``P(p <= a) <= a``: a scale-free score, comparable across detectors (Vovk et al. 2005).
+
+        Examples
+        --------
+        >>> from detectors.outlier import MaxSoftmax
+        >>> det = MaxSoftmax(fpr=0.5).fit([[0.0, 1.0], [0.0, 2.0], [0.0, 3.0]])
+        >>> det.tail_probability(det.score([[0.0, 0.0], [0.0, 9.0]])).tolist()
+        [0.25, 1.0]
+        """
+        self._require_fitted()
+        ref = self.calibration_scores_
+        above = ref.size - np.searchsorted(ref, np.asarray(scores, dtype=np.float64), side="left")
+        return (1.0 + above) / (ref.size + 1.0)
 
     def _learns_from(self, x_ref: np.ndarray) -> bool:
         """Whether ``fit`` learns more than the threshold from ``x_ref`` (so that its scores
