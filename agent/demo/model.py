@@ -56,5 +56,20 @@ class DigitsModel:
         logits = self.net(torch.as_tensor(x / 16.0, dtype=torch.float32))
         return torch.softmax(logits, dim=1).numpy()
 
+    def save_torchscript(self, path: str) -> None:
+        """Save the network, scaling included (inputs in [0, 16]), as TorchScript."""
+        torch.jit.script(_Scaled(self.net)).save(path)
+
     def accuracy(self, x: np.ndarray, y: np.ndarray) -> float:
         return float((self.predict_proba(x).argmax(1) == y).mean())
+
+
+class _Scaled(nn.Module):
+    """The network on raw pixel intensities in [0, 16], flat or as (N, 1, 8, 8) images."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.reshape(x.shape[0], -1) / 16.0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import sys
 import threading
 import time
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds of clean traffic, then of drifted traffic, repeating.
 PHASE_SECONDS = 20.0
+#: Share of the events that are an attacker's probes.
+ATTACK_SHARE = 0.02
 TOPIC = "inference.digits"
 
 
@@ -29,18 +33,33 @@ def _drifted(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(0.6 * x + rng.normal(0.0, 2.0, size=x.shape), 0.0, 16.0)
 
 
+def _probe(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A query of a black-box attack around ``x``: a few pixels pushed by 2 grey levels."""
+    step = rng.choice([-2.0, 0.0, 2.0], size=x.shape, p=[0.01, 0.98, 0.01])
+    return np.clip(x + step, 0.0, 16.0)
+
+
 class TrafficGenerator(threading.Thread):
     """Play a model server: score digits and write request/response CloudEvents to Kafka.
 
-    Clean traffic draws the held-out digits (the same distribution as the reference);
-    drifted traffic passes them through :func:`_drifted`. One record in a hundred is broken.
+    Clean traffic draws the held-out digits (the same distribution as the reference) from
+    twenty clients; drifted traffic passes them through :func:`_drifted`. One record in a
+    hundred is broken, and one client, ``mallory``, runs a query attack throughout: small
+    probes around one digit (``attack_base``), ``ATTACK_SHARE`` of the traffic.
     """
 
     def __init__(
-        self, bootstrap: str, model: DigitsModel, x: np.ndarray, rate: float, stop: threading.Event
+        self,
+        bootstrap: str,
+        model: DigitsModel,
+        x: np.ndarray,
+        attack_base: np.ndarray,
+        rate: float,
+        stop: threading.Event,
     ):
         super().__init__(name="demo-traffic", daemon=True)
         self.bootstrap, self.model, self.x, self.rate, self.stop = bootstrap, model, x, rate, stop
+        self.attack_base = attack_base
         self.sent = 0
         self.drifted = False
         self.started_at = time.monotonic()
@@ -60,15 +79,18 @@ class TrafficGenerator(threading.Thread):
                 rows = self.x[rng.integers(0, len(self.x), size=per_tick)]
                 if self.drifted:
                     rows = _drifted(rows, rng)
+                clients = [f"app-{i}" for i in rng.integers(0, 20, size=per_tick)]
+                for i in np.flatnonzero(rng.random(per_tick) < ATTACK_SHARE).tolist():
+                    rows[i], clients[i] = _probe(self.attack_base, rng), "mallory"
                 probs = self.model.predict_proba(rows)
-                for row, p in zip(rows.round(3), probs.round(4), strict=True):
+                for row, p, client in zip(rows.round(3), probs.round(4), clients, strict=True):
                     self.sent += 1
                     event_id = f"demo-{self.sent}"
                     if self.sent % 100 == 0:  # now and then a broken record: a dead letter
                         producer.send(TOPIC, key=event_id.encode(), value=b"{oops")
                         continue
                     for key, value, headers in traffic.kserve_cloudevents(
-                        event_id, row, p, model="digits"
+                        event_id, row, p, model="digits", client_id=client
                     ):
                         producer.send(TOPIC, key=key, value=value, headers=headers)
                 next_tick += tick
@@ -98,11 +120,15 @@ def _summary(registry: CollectorRegistry, generator: TrafficGenerator, url: str,
         "robustwatch_drift_p_value", {"model": "digits", "detector": "ks"}
     )
     p_text = "warming up" if p_value is None else f"p={p_value:.2g}"
+    squeeze = value("robustwatch_flags_total", model="digits", detector="adversarial:squeeze")
+    suspects = value("robustwatch_query_attack_suspects")
     return (
         f"traffic {'DRIFTED' if generator.drifted else 'clean  '} | "
         f"processed {processed:7.0f} ({rate:6.0f}/s) | "
         f"dead letters {dead_letters:4.0f} | "
-        f"drift:ks {'YES' if drift else 'no '} ({p_text}) | metrics {url}"
+        f"drift:ks {'YES' if drift else 'no '} ({p_text}) | "
+        f"adversarial:squeeze {squeeze:5.0f} | query-attack suspects {suspects:.0f} | "
+        f"metrics {url}"
     )
 
 
@@ -117,8 +143,18 @@ def run_demo(duration: float | None, rate: float, metrics_port: int, stop: threa
     model = DigitsModel.train(split.x_train, split.y_train, seed=0)
     out.write(f"test accuracy {model.accuracy(split.x_test, split.y_test):.1%}\n")
     with TemporaryDirectory(prefix="robustwatch-demo-") as tmp, LocalBroker() as broker:
-        reference = Path(tmp) / "reference.npy"
-        np.save(reference, split.x_train)
+        reference = Path(tmp) / "reference.npz"
+        # Held-out digits, not the training set: the model is overconfident on what it was
+        # trained on, and per-input detectors calibrated there would fire too often.
+        half = len(split.x_test) // 2
+        x_ref, x_live = split.x_test[:half], split.x_test[half:]
+        probabilities = model.predict_proba(x_ref)
+        np.savez(reference, x=x_ref, y=split.y_test[:half], outputs=probabilities)
+        model_path = Path(tmp) / "digits.pt"
+        model.save_torchscript(str(model_path))
+        salt = secrets.token_hex(16)  # a deployment mounts a secret instead
+        squeezing = {"type": "feature-squeezing", "squeezers": ["bit-depth"], "bits": 3}
+        squeezing["bounds"] = [0.0, 16.0]
         config = config_from_dict(
             {
                 "kafka": {
@@ -133,11 +169,29 @@ def run_demo(duration: float | None, rate: float, metrics_port: int, stop: threa
                         "heartbeat_interval_ms": 500,
                     },
                 },
-                "model": {"name": "digits", "version": "demo"},
+                "model": {
+                    "name": "digits",
+                    "version": "demo",
+                    "path": str(model_path),
+                    "input_shape": [1, 8, 8],
+                },
                 "reference": {"path": str(reference)},
-                "detectors": {"drift": {"window": 200, "p_val": 0.01}},
+                "detectors": {
+                    "drift": {"window": 200, "p_val": 0.01},
+                    "adversarial": [squeezing],
+                    "outlier": [{"type": "max-softmax", "outputs": "probabilities"}],
+                    "stateful": {
+                        "enabled": True,
+                        "salt_env": "ROBUSTWATCH_DEMO_SALT",
+                        "step": 1.6,  # pixels in [0, 16]
+                        "window_size": 4,  # 8x8 inputs
+                        "top_k": 30,
+                        "match_threshold": 15,
+                    },
+                },
                 "metrics": {"host": "127.0.0.1", "port": metrics_port},
-            }
+            },
+            env={**os.environ, "ROBUSTWATCH_DEMO_SALT": salt},
         )
         agent = Agent(config)
         server = agent.start_metrics_server()
@@ -145,14 +199,15 @@ def run_demo(duration: float | None, rate: float, metrics_port: int, stop: threa
         out.write(f"broker on {broker.bootstrap_servers}, metrics on {url}\n")
         out.write(
             f"streaming {rate:.0f} events/s: {PHASE_SECONDS:.0f} s clean, then "
-            f"{PHASE_SECONDS:.0f} s drifted, repeating. Ctrl-C stops.\n"
+            f"{PHASE_SECONDS:.0f} s drifted, repeating; client mallory runs a query attack "
+            "throughout. Ctrl-C stops.\n"
         )
         agent_stop = threading.Event()
         agent_thread = threading.Thread(target=agent.run, args=(agent_stop,), name="agent")
-        agent_thread.start()
         generator = TrafficGenerator(
-            broker.bootstrap_servers, model, split.x_test, rate, agent_stop
+            broker.bootstrap_servers, model, x_live, split.x_train[0], rate, agent_stop
         )
+        agent_thread.start()
         generator.start()
         deadline = None if duration is None else time.monotonic() + duration
         last: dict = {}

@@ -80,11 +80,15 @@ def kserve_cloudevents(
     outputs: np.ndarray,
     model: str = "demo",
     namespace: str = "default",
+    client_id: str | None = None,
 ) -> list[KafkaRecord]:
-    """The request and the response CloudEvent (binary mode) that KServe's logger writes."""
+    """The request and the response CloudEvent (binary mode) that KServe's logger writes;
+    ``client_id`` rides in a ``client-id`` header, as a gateway in front of the model adds it."""
 
     def headers(ce_type: str) -> list[tuple[str, bytes]]:
+        client = [("client-id", client_id.encode())] if client_id else []
         return [
+            *client,
             ("ce_specversion", b"1.0"),
             ("ce_id", event_id.encode()),
             ("ce_type", ce_type.encode()),
