@@ -276,7 +276,8 @@ def test_an_error_in_a_list_item_names_its_file_line(tmp_path: Path) -> None:
 
 def test_the_list_commented_in_the_example_config_is_valid() -> None:
     text = (Path(__file__).resolve().parents[2] / "examples" / "agent.yaml").read_text()
-    block = text[text.index("  # drift:\n") : text.index("\npipeline:")].splitlines()
+    start = text.index("  # drift:\n")
+    block = text[start : text.index("\n\n", start)].splitlines()  # up to the next blank line
     lines = [line.replace("# ", "", 1) for line in block if line.startswith("  # ")]
     lines = [line for line in lines if not line.strip().startswith("#")]
     detectors = yaml.safe_load("detectors:\n" + "\n".join(lines))["detectors"]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 from prometheus_client import CollectorRegistry
 
 from agent.config import ConfigError, config_from_dict
@@ -51,7 +52,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "model": root / "model.pt", "fragile": root / "fragile.pt"}
 
 
-def make_config(files, detectors: dict[str, Any], model: str = "model", **model_keys: Any):
+def make_config(
+    files, detectors: dict[str, Any], model: str = "model", env: dict | None = None, **model_keys
+):
     return config_from_dict(
         {
             "kafka": {"bootstrap_servers": "localhost:9092", "topics": "t"},
@@ -59,7 +62,7 @@ def make_config(files, detectors: dict[str, Any], model: str = "model", **model_
             "reference": {"path": str(files["root"] / "reference.npz")},
             "detectors": {"drift": {"enabled": False}, **detectors},
         },
-        env={"SALT": SALT},
+        env=env or {"SALT": SALT},
     )
 
 
@@ -328,3 +331,18 @@ def test_the_salt_is_read_from_a_file_and_never_shown(tmp_path, files):
     )
     assert config.detectors.stateful.salt == SALT.encode()
     assert SALT not in repr(config) and SALT not in config.model_dump_json()
+
+
+def test_the_detectors_commented_in_the_example_config_are_valid(files) -> None:
+    text = (Path(__file__).resolve().parents[2] / "examples" / "agent.yaml").read_text()
+    start = text.index("  # adversarial:\n")
+    block = text[start : text.index("\n\n", start)].splitlines()
+    lines = [line.replace("# ", "", 1) for line in block if line.startswith("  # ")]
+    lines = [line for line in lines if not line.strip().startswith("#")]
+    detectors = yaml.safe_load("detectors:\n" + "\n".join(lines))["detectors"]
+    cfg = make_config(files, detectors, env={"ROBUSTWATCH_SALT": SALT})
+    assert {spec.type for _, _, spec in cfg.detectors.input_specs} == {
+        "feature-squeezing", "noise-consistency", "mahalanobis", "ensemble", "energy",
+        "max-softmax",
+    }  # fmt: skip
+    assert cfg.detectors.stateful.enabled and cfg.detectors.stateful.salt == SALT.encode()
