@@ -130,6 +130,7 @@ class CVMDriftOnline(OnlineDriftDetector):
 
     def _restore(self) -> None:
         self._ref_t = np.ascontiguousarray(self.x_ref_sorted_.T)
+        self._sizes = np.array(self.window_sizes)
         super()._restore()
 
     def _reset(self) -> None:
@@ -150,9 +151,12 @@ class CVMDriftOnline(OnlineDriftDetector):
 
     def _update(self, x: np.ndarray) -> np.ndarray:
         ranks = self._ranks(x)
-        return self._push_one(ranks[0]) if len(ranks) == 1 else self._push_many(ranks)
+        return np.array([self._push_one(ranks[0])]) if len(ranks) == 1 else self._push_many(ranks)
 
-    def _push_one(self, k: np.ndarray) -> np.ndarray:
+    def _update_one(self, x: np.ndarray) -> float:
+        return self._push_one(self._ranks(x[None])[0])
+
+    def _push_one(self, k: np.ndarray) -> float:
         """One event: slide every window by one rank, O(d sum(w))."""
         n, m = self.x_ref_sorted_.shape[0], max(self.window_sizes)
         sums, ring = self._sums, self._ring
@@ -165,10 +169,10 @@ class CVMDriftOnline(OnlineDriftDetector):
             sums[:, j] += (k, k * k, np.maximum(k, ring[end - held : end]).sum(0))
         ring[self._pos] = ring[self._pos + m] = k
         self._pos, self._count = (self._pos + 1) % m, self._count + 1
-        sizes = np.array(self.window_sizes)
+        sizes = self._sizes
         z = normalised_cvm(sums[0], sums[1], sums[2], n, sizes[:, None])
         full = sizes <= self._count
-        return np.array([z[full].max() if full.any() else np.nan])
+        return float(z[full].max()) if full.any() else np.nan
 
     def _push_many(self, ranks: np.ndarray) -> np.ndarray:
         """A micro-batch: every window of the history-plus-batch sequence at once."""

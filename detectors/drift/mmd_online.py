@@ -18,6 +18,7 @@ from detectors.exceptions import DataError
 __all__ = ["MMDDriftOnline"]
 
 _CHUNK = 256  # bootstrap streams per vectorised chunk in fit
+_ZERO = np.zeros((), dtype=np.float32)  # a 0-d operand: ufuncs resolve it faster than 0.0
 
 
 class MMDDriftOnline(OnlineDriftDetector):
@@ -148,9 +149,11 @@ class MMDDriftOnline(OnlineDriftDetector):
         # and the window's W slots share one operand (columns -2 g y, offsets g ||y||^2), so an
         # event costs one float32 product and one exp against both.
         self._gamma = -0.5 / self.sigma_**2
+        self._gamma32, self._scale32 = np.float32(self._gamma), np.float32(-2.0 * self._gamma)
         ref, w = self.x_ref_.astype(np.float32), self.window_size
         self._ops = np.zeros((ref.shape[1], ref.shape[0] + w), dtype=np.float32)
-        self._ops[:, : ref.shape[0]] = (-2.0 * self._gamma) * ref.T
+        self._ops[:, : ref.shape[0]] = self._scale32 * ref.T
+        self._slots = [self._ops[:, ref.shape[0] + s] for s in range(w)]  # views, one per slot
         self._offs = np.zeros(ref.shape[0] + w, dtype=np.float32)
         self._offs[: ref.shape[0]] = self._gamma * (ref * ref).sum(1)
         super()._restore()
@@ -160,52 +163,69 @@ class MMDDriftOnline(OnlineDriftDetector):
         self._ops[:, n_sub:], self._offs[n_sub:] = 0.0, 0.0
         # after[s]: sum of k(y_s, y_j) over the events j that came after slot s's event; when
         # the oldest event leaves, that is exactly its share of the window's pair sum.
-        self._after, self._cross = np.zeros(w), np.zeros(w)
+        self._after, self._cross = np.zeros(w), [0.0] * w
         self._pairs, self._cross_sum = 0.0, 0.0  # sum over pairs i < j; sum of cross terms
         self._next, self._count = 0, 0  # the slot written next, events in the window
 
+    def _update_one(self, x: np.ndarray) -> float:
+        if self.preprocess is not None:
+            x = self.preprocess.transform(x[None])[0]
+        x32 = (x - self.center_).astype(np.float32)
+        x_g = self._gamma32 * np.add.reduce(x32 * x32)
+        if not math.isfinite(x_g):  # before any state changes
+            raise self._too_far()
+        # one product and one exp against the sub-reference and the window at once
+        k = self._exp_kernel(x32 @ self._ops, x_g)
+        n_sub = self.x_ref_.shape[0]
+        return self._slide(x32, x_g, float(np.add.reduce(k[:n_sub])), k[n_sub:])
+
     def _update(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] == 1:
+            return np.array([self._update_one(x[0])])
         if self.preprocess is not None:
             x = self.preprocess.transform(x)
         x32, n_sub = (x - self.center_).astype(np.float32), self.x_ref_.shape[0]
         x_g = self._gamma * (x32 * x32).sum(1)
         if not math.isfinite(x_g.sum()):  # before any state changes
-            raise DataError(f"x has values too far from the reference for the float32 kernels of "
-                            f"{type(self).__name__} (beyond ~1e19 bandwidths).")  # fmt: skip
-        if x.shape[0] == 1:  # one product and one exp against sub-reference and window at once
-            arg = x32[0] @ self._ops
-            k = self._exp_kernel(arg, x_g[0])
-            return np.array([self._slide(x32[0], x_g[0], float(k[:n_sub].sum()), k[n_sub:])])
+            raise self._too_far()
         arg = x32 @ self._ops[:, :n_sub]  # the reference part of every event in one product
         cross = self._exp_kernel(arg, x_g[:, None], slice(n_sub)).sum(1, dtype=np.float64)
+        cross = cross.tolist()  # Python floats for the running sums
         stats = np.empty(x.shape[0])
         for i in range(x.shape[0]):
             k = self._exp_kernel(x32[i] @ self._ops[:, n_sub:], x_g[i], slice(n_sub, None))
             stats[i] = self._slide(x32[i], x_g[i], cross[i], k)
         return stats
 
+    def _too_far(self) -> DataError:
+        return DataError(f"x has values too far from the reference for the float32 kernels of "
+                         f"{type(self).__name__} (beyond ~1e19 bandwidths).")  # fmt: skip
+
     def _exp_kernel(self, arg: np.ndarray, x_g: Any, cols: slice = slice(None)) -> np.ndarray:
         """``k = exp(min(0, arg + offsets + g ||x||^2))`` in place, for the given columns."""
         arg += self._offs[cols]
         arg += x_g
-        return np.exp(np.minimum(arg, 0.0, out=arg), out=arg)
+        return np.exp(np.minimum(arg, _ZERO, out=arg), out=arg)
 
-    def _slide(self, x32: np.ndarray, x_g: float, cross: float, k: np.ndarray) -> float:
+    def _slide(self, x32: np.ndarray, x_g: Any, cross: float, k: np.ndarray) -> float:
         """Put one event in the oldest slot given its kernels ``k`` with the slots; O(W)."""
-        w, n_sub, s, after = self.window_size, self.x_ref_.shape[0], self._next, self._after
-        if self._count == w:  # the oldest event leaves slot s
-            self._pairs -= after[s]
-            self._cross_sum -= self._cross[s]
+        w, s, count, after = self.window_size, self._next, self._count, self._after
+        pairs, cross_sum = self._pairs, self._cross_sum
+        if count == w:  # the oldest event leaves slot s
+            pairs -= after.item(s)
+            cross_sum -= self._cross[s]
         k[s] = 0.0  # the event that just left
-        if self._count < w:
-            k[self._count :] = 0.0  # empty slots
+        if count < w:
+            k[count:] = 0.0  # empty slots
         after += k
         after[s] = 0.0
-        self._pairs += float(k.sum(dtype=np.float64))
-        self._ops[:, n_sub + s], self._offs[n_sub + s] = (-2.0 * self._gamma) * x32, x_g
+        self._pairs = pairs = pairs + float(np.add.reduce(k, dtype=np.float64))
+        np.multiply(self._scale32, x32, out=self._slots[s])
+        self._offs[self.x_ref_.shape[0] + s] = x_g
         self._cross[s] = cross
-        self._cross_sum += cross
-        self._next, self._count = (s + 1) % w, min(self._count + 1, w)
-        if self._count < w:
+        self._cross_sum = cross_sum = cross_sum + cross
+        self._next, self._count = (s + 1) % w, min(count + 1, w)
+        if count + 1 < w:
             return np.nan  # the window is not full yet
-        return self.ref_term_ + (2.0 * self._pairs / (w - 1) - 2.0 * self._cross_sum / n_sub) / w
+        n_sub = self.x_ref_.shape[0]
+        return self.ref_term_ + (2.0 * pairs / (w - 1) - 2.0 * cross_sum / n_sub) / w

@@ -5,7 +5,9 @@ A detector implements ``_fit(x_ref)`` (learned attributes, including ``threshold
 threshold of each step once its window is full, the last one holding from then on),
 ``_reset()`` (the stream state, private attributes), ``_update(x) -> ndarray`` (one statistic
 per row of ``x``, NaN while the window fills) and ``warmup`` (the steps that only fill the
-window). The base checks inputs, counts steps and compares statistics to thresholds.
+window); it may add ``_update_one(x) -> float`` for one event of shape (n_features,) once the
+window is full, the per-event path, which then touches no array it does not need. The base
+checks inputs, counts steps and compares statistics to thresholds.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class OnlineDriftDetector(Persistable):
         """Start a new stream: step 0, the test window back to its initial state."""
         self._require_fitted()
         self._t = 0
+        self._thresholds = self.thresholds_.tolist()  # Python floats for the per-event path
         self._reset()
 
     def update(self, x: Any) -> OnlineDriftResult:
@@ -80,20 +83,19 @@ class OnlineDriftDetector(Persistable):
         """
         self._require_fitted()
         x = self._check_events(x)
+        b, warm = x.shape[0], self.warmup
+        if b == 1 and self._t >= warm:  # the per-event path: Python floats, no array bookkeeping
+            stat = self._update_one(x[0])
+            self._t = t = self._t + 1
+            threshold = self._thresholds[min(t - warm, len(self._thresholds)) - 1]
+            return OnlineDriftResult._one_step(stat, threshold, t, float(self.ert), self.name)
         stats = self._update(x)
-        b, last, warm = x.shape[0], self.thresholds_.size, self.warmup
-        if b == 1 and self._t >= warm:  # the per-event path, kept free of array bookkeeping
-            self._t += 1
-            i = min(self._t - warm, last)
-            thresholds = self.thresholds_[i - 1 : i]
-            first = self._t if stats[0] > thresholds[0] else None
-        else:
-            steps = np.arange(self._t + 1, self._t + 1 + b)
-            self._t += b
-            i = np.clip(steps - warm, 0, last)
-            thresholds = np.where(i > 0, self.thresholds_[np.maximum(i, 1) - 1], np.nan)
-            above = stats > thresholds  # False while the window fills (NaN)
-            first = int(steps[above.argmax()]) if above.any() else None
+        steps = np.arange(self._t + 1, self._t + 1 + b)
+        self._t += b
+        i = np.clip(steps - warm, 0, self.thresholds_.size)
+        thresholds = np.where(i > 0, self.thresholds_[np.maximum(i, 1) - 1], np.nan)
+        above = stats > thresholds  # False while the window fills (NaN)
+        first = int(steps[above.argmax()]) if above.any() else None
         return OnlineDriftResult(
             is_drift=first is not None, statistic=stats[-1], threshold=thresholds[-1],
             step=self._t, drift_step=first, step_statistics=stats, step_thresholds=thresholds,
@@ -110,7 +112,7 @@ class OnlineDriftDetector(Persistable):
             if arr.ndim <= 1:
                 arr = arr.reshape(1, -1)
             ok = arr.ndim == 2 and arr.shape[0] > 0 and arr.shape[1] == self.n_features_in_
-            if ok and math.isfinite(arr.sum()):  # a NaN or inf makes the sum non-finite
+            if ok and math.isfinite(np.add.reduce(arr, None)):  # NaN or inf: a non-finite sum
                 return arr
         arr = check_array(arr, name="x", caller=type(self).__name__, min_rows=1)
         if arr.shape[1] == self.n_features_in_:
@@ -128,6 +130,10 @@ class OnlineDriftDetector(Persistable):
 
     def _update(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _update_one(self, x: np.ndarray) -> float:
+        """The statistic after one event of shape (n_features,), its window full."""
+        return float(self._update(x[None])[0])
 
 
 def run_length_thresholds(stats: np.ndarray, hazard: float) -> np.ndarray:

@@ -129,6 +129,27 @@ class OnlineDriftResult:
             value.setflags(write=False)
             put(self, name, value)
 
+    @classmethod
+    def _one_step(
+        cls, statistic: float, threshold: float, step: int, ert: float, detector: str
+    ) -> OnlineDriftResult:
+        """The result of one step past the window's filling, from Python scalars.
+
+        The per-event path of every online detector: the same fields as ``__init__`` would
+        give, without its coercions and copies (the arrays are built here, then frozen).
+        """
+        statistic = float(statistic)
+        pair = np.array((statistic, threshold))
+        pair.setflags(write=False)  # and so are its views, for good
+        drift = statistic > threshold
+        result = object.__new__(cls)
+        result.__dict__.update(
+            is_drift=drift, statistic=statistic, threshold=threshold, step=step,
+            drift_step=step if drift else None, step_statistics=pair[:1],
+            step_thresholds=pair[1:], ert=ert, detector=detector,
+        )  # fmt: skip
+        return result
+
     def to_dict(self) -> dict[str, Any]:
         """Return the result as JSON-safe Python values: lists of floats, NaN as None."""
         out = _to_dict(self)
