@@ -6,7 +6,8 @@ Each configured detector becomes one :class:`DriftFeed`, the pipeline's
 input columns, or the events' outputs), captures the reference from the first events when
 ``reference.capture_first`` asks for it, and hands the rows to a
 :class:`~agent.pipeline.WindowedDrift` (batch detectors) or :class:`~agent.pipeline.OnlineDrift`
-(online ones).
+(online ones). A detector saved by alibi-detect (type ``alibi``) is loaded, never fitted: it
+brings its own reference, and is batch or online as it was saved.
 
 Bad input is never turned into a p-value. Events with another input feature count than the
 reference are refused (the decoder dead-letters them when the reference came from a file; a
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from agent.config import AgentConfig, DriftConfig
+from agent.config.drift_config import DEFAULT_WINDOW
 from agent.exceptions import StartupError
 from agent.metrics import SKIP_REASONS, AgentMetrics
 from agent.pipeline import NO_VERDICT, OnlineDrift, StreamDetector, Verdict, WindowedDrift
@@ -49,6 +51,7 @@ from detectors.drift import (
     UntrainedEncoder,
     WassersteinDrift,
 )
+from detectors.drift.alibi import AlibiDriftOnline, load_alibi
 from detectors.drift.kernels import resolve_device
 from detectors.exceptions import DataError
 
@@ -136,6 +139,7 @@ FACTORIES: dict[str, Callable[[DriftConfig], Any]] = {
     "output-class": lambda s: ClassDistributionDrift(p_val=s.p_val, outputs=s.outputs),
     "output-confidence": lambda s: ConfidenceDrift(p_val=s.p_val, outputs=s.outputs),
     "output-entropy": lambda s: EntropyDrift(p_val=s.p_val, outputs=s.outputs),
+    "alibi": lambda s: load_alibi(s.path),
 }  # fmt: skip
 
 
@@ -334,17 +338,19 @@ def build_drift_detectors(
     )
     enabled = [(spec, key) for spec, key in zip(specs, keys, strict=True) if spec.enabled]
     ref = config.reference
-    if not enabled:
-        return [], None
     if ref.path is None and ref.capture_first is None:  # only the older, single-mapping form
-        log.warning("no reference.path configured: drift detection is off")
+        if any(spec.needs_reference for spec, _ in enabled):
+            log.warning("no reference.path configured: drift detection is off")
+        enabled = [(spec, key) for spec, key in enabled if not spec.needs_reference]
+    if not enabled:
         return [], None
     reference = read_reference(Path(ref.path)) if ref.path is not None else None
     feeds: list[StreamDetector] = [
         _feed(spec, key, reference, ref.capture_first, metrics, config.metrics.max_feature_series)
         for spec, key in enabled
     ]
-    source = f"{ref.path}" if reference is not None else f"the first {ref.capture_first} events"
+    source = f"the first {ref.capture_first} events" if ref.capture_first else "their own"
+    source = f"{ref.path}" if reference is not None else source
     log.info("drift detectors %s, reference %s", ", ".join(f.name for f in feeds), source)
     return feeds, None if reference is None else reference.x.shape[1]
 
@@ -361,10 +367,16 @@ def _feed(
         detector = FACTORIES[spec.type](spec)
         if getattr(detector, "device", None) == "cuda":
             resolve_device("cuda")
-    except (ValueError, RuntimeError) as exc:
+    except (ImportError, ValueError, RuntimeError) as exc:  # ImportError: no alibi-detect
         raise StartupError(f"cannot build {key} ({spec.name}): {exc}") from exc
+    online, window = spec.online or isinstance(detector, AlibiDriftOnline), spec.window
     n_features = width = None
-    if reference is not None:
+    if not spec.needs_reference:
+        window = _alibi_window(detector, spec, key, online)
+        if reference is not None:
+            n_features = width = _check_alibi_width(detector, spec, key, reference)
+        capture = None
+    elif reference is not None:
         n_features = reference.x.shape[1]
         width = _fit_on_file(detector, spec, key, reference)
     elif capture < _min_reference_rows(detector):
@@ -376,7 +388,7 @@ def _feed(
         labels = [str(c) for c in spec.features]
     else:
         labels = [str(c) for c in range(n_features or 0)]
-    per_feature = spec.reads == "inputs" and spec.preprocessing is None and not spec.online
+    per_feature = spec.reads == "inputs" and spec.preprocessing is None and not online
 
     def on_result(name: str, r: Any) -> None:
         fp = getattr(r, "feature_p_values", None)
@@ -386,10 +398,10 @@ def _feed(
             labels[:] = [str(c) for c in range(len(fp))]
         metrics.set_drift(name, r.is_drift, getattr(r, "p_value", None), r.statistic, fp, labels)
 
-    if spec.online:
+    if online:
         stream: WindowedDrift | OnlineDrift = OnlineDrift(detector, spec.name, on_result)
     else:
-        stream = WindowedDrift(detector, spec.name, spec.window, on_result)
+        stream = WindowedDrift(detector, spec.name, window, on_result)
     metrics.watch_detector(spec.name, SKIP_REASONS if spec.reads == "outputs" else ())
     return DriftFeed(
         stream,
@@ -397,11 +409,41 @@ def _feed(
         key=key,
         columns=spec.features,
         width=width,
-        capture=None if reference is not None else capture,
+        capture=None if reference is not None else capture,  # None for alibi too
         outputs=spec.outputs or "probabilities",
         on_error=metrics.count_detector_error,
         on_skip=metrics.count_drift_skipped,
     )
+
+
+def _alibi_window(detector: Any, spec: DriftConfig, key: str, online: bool) -> int | None:
+    """The test window of a batch alibi detector (default 200); online ones take none."""
+    if not online:
+        return spec.window or DEFAULT_WINDOW
+    if spec.window is not None:
+        raise StartupError(
+            f"{key}.window: {spec.path} holds alibi-detect's online {detector.kind}, which takes "
+            "one event per step and no window; remove window"
+        )
+    return None
+
+
+def _check_alibi_width(detector: Any, spec: DriftConfig, key: str, reference: Reference) -> int:
+    """Check that an alibi detector reads what the reference's rows give; return their width."""
+    width = reference.x.shape[1]
+    if spec.features is not None and max(spec.features) >= width:
+        raise StartupError(
+            f"{key}.features names column {max(spec.features)}, but the reference "
+            f"{reference.path} has {width} input features (columns 0 to {width - 1})"
+        )
+    given = width if spec.features is None else len(spec.features)
+    if detector.n_features_in_ is not None and given != detector.n_features_in_:
+        what = "features lists" if spec.features is not None else "the reference has"
+        raise StartupError(
+            f"{key} ({spec.name}): alibi-detect's {detector.kind} at {spec.path} takes "
+            f"{detector.n_features_in_} values per event, but {what} {given}"
+        )
+    return width
 
 
 def _fit_on_file(detector: Any, spec: DriftConfig, key: str, reference: Reference) -> int:

@@ -19,6 +19,7 @@ PEERS=(
     "alibi-detect[torch]==0.13.0"
     "statsmodels"  # ART's RandomizedSmoothing.certify needs it and does not declare it
     "scikit-learn>=1.4"
+    "prometheus-client"  # the agent's drift wiring, built on alibi-detect detectors in a test
     "pytest>=8"
 )
 PY="$VENV/bin/python"

@@ -3,19 +3,22 @@
 ``detectors.drift`` is a list of these mappings, or one mapping alone (the older form, whose
 ``type`` defaults to ``ks``). Each type takes only its own keys: a key of another type
 (``ert`` on a batch test, ``p_val`` on a distance) is an error naming it. Keys left out take
-the type's default, filled in before validation so that every spec reads complete.
+the type's default, filled in before validation so that every spec reads complete. Type
+``alibi`` loads a detector saved by alibi-detect (``path``), which brings its own reference
+and settings.
 """
 
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
 
 from agent.config._base import _Section
 from agent.config._errors import _Expect, _Issue, _problems
-from agent.config._fields import _Float, _Int, _lower, _PositiveInt
+from agent.config._fields import _Float, _Int, _lower, _PositiveInt, _resolve
 
 #: Every detector type, in the order the docs list them.
 DRIFT_TYPES = (
@@ -27,13 +30,18 @@ PERMUTATION_TESTS = frozenset({"mmd", "lsdd"})
 DISTANCES = frozenset({"psi", "jensen-shannon", "wasserstein"})
 ONLINE = frozenset({"mmd-online", "cvm-online"})
 OUTPUT = frozenset({"output-class", "output-confidence", "output-entropy"})
+#: A detector saved by alibi-detect (the optional extra ``robustwatch[alibi]``).
+ALIBI = "alibi"
+#: What ``type`` takes: robustwatch's own detectors, then alibi-detect's.
+TYPES = (*DRIFT_TYPES, ALIBI)
 
 _BATCH = UNIVARIATE_TESTS | PERMUTATION_TESTS | DISTANCES | OUTPUT
-_INPUTS = UNIVARIATE_TESTS | PERMUTATION_TESTS | DISTANCES | ONLINE
+_INPUTS = UNIVARIATE_TESTS | PERMUTATION_TESTS | DISTANCES | ONLINE | {ALIBI}
 
 #: Which types take each optional key (type, name and enabled are every type's).
 _TAKES: dict[str, frozenset[str]] = {
-    "window": _BATCH,
+    "path": frozenset({ALIBI}),
+    "window": _BATCH | {ALIBI},
     "p_val": UNIVARIATE_TESTS | PERMUTATION_TESTS | OUTPUT,
     "correction": UNIVARIATE_TESTS,
     "unseen": frozenset({"chisquare"}),
@@ -59,11 +67,19 @@ _HINTS = {
     ("window", "online"): "an online detector's window is window_size",
     ("window_size", "batch"): "a batch detector's window is window",
     ("features", "output"): "output detectors read the events' outputs, not their inputs",
+    ("path", "batch"): "only type alibi takes path",
+    ("path", "online"): "only type alibi takes path",
 }
+_ALIBI_HINT = (
+    "an alibi-detect detector keeps the settings it was saved with; "
+    "alibi takes path, window and features"
+)
 
+#: Events per test window of a batch detector, unless ``window`` says otherwise.
+DEFAULT_WINDOW = 200
 #: Defaults filled in per type; those of the detector classes are theirs (a test checks).
 _DEFAULTS: dict[str, Any] = {
-    "window": 200,
+    "window": DEFAULT_WINDOW,
     "p_val": 0.05,
     "correction": "bonferroni",
     "unseen": "error",
@@ -81,6 +97,8 @@ _NAME_RULE = "1 to 63 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
 
 
 def _kind(kind: str) -> str:
+    if kind == ALIBI:
+        return ALIBI
     if kind in ONLINE:
         return "online"
     if kind in DISTANCES:
@@ -111,6 +129,23 @@ def _window_sizes(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return (value,)
     return tuple(value) if isinstance(value, list) else value
+
+
+def _alibi_dir(value: Path | None, info: ValidationInfo) -> Path | None:
+    """An existing directory with the config.toml that alibi-detect's save_detector writes."""
+    if value is None:
+        return None
+    resolved = _resolve(value, info)
+    note = "" if resolved == value else f"looked for {resolved}"
+    if not resolved.is_dir():
+        raise _problems(_Issue("", "expected an existing directory", str(value), note))
+    if not (resolved / "config.toml").is_file():
+        message = (
+            "expected a directory written by alibi_detect.saving.save_detector, with a "
+            "config.toml (the legacy .dill format is not loaded)"
+        )
+        raise _problems(_Issue("", message, str(value), note))
+    return resolved
 
 
 _Column = Annotated[_Int, Field(ge=0), _Expect("a column index >= 0")]
@@ -154,12 +189,19 @@ class DriftConfig(_Section):
         ``lsdd`` (multivariate permutation tests), ``psi``, ``jensen-shannon``,
         ``wasserstein`` (feature-wise distances, with thresholds), ``mmd-online``,
         ``cvm-online`` (online, calibrated to an expected run time), ``output-class``,
-        ``output-confidence``, ``output-entropy`` (tests on the events' outputs).
+        ``output-confidence``, ``output-entropy`` (tests on the events' outputs), ``alibi``
+        (a detector saved by alibi-detect, batch or online; see
+        :mod:`detectors.drift.alibi`).
     name : str, default the type
         The ``detector`` label of its metrics and its flag ``drift:<name>``; unique in the list.
     enabled : bool, default true
+    path : path
+        alibi, required: the directory ``alibi_detect.saving.save_detector`` wrote (with a
+        ``config.toml``), relative to the config file. alibi-detect's loader may unpickle
+        what it saved: name only directories you trust. Its reference, p_val or ert and
+        windows are the ones it was saved with: it is never fitted on ``reference``.
     window : int, default 200
-        Batch detectors: events per sliding test window, >= 10.
+        Batch detectors (and batch alibi ones): events per sliding test window, >= 10.
     p_val : float, default 0.05
         Tests: significance level, in (0, 1).
     correction : {'bonferroni', 'fdr'}, default 'bonferroni'
@@ -186,14 +228,19 @@ class DriftConfig(_Section):
     n_bootstraps : int, optional
         Online detectors: bootstrap streams for calibration (default the class's rule).
     features : list of int, optional
-        Input detectors: the column indices of the input row to test (default all).
+        Input detectors (and alibi): the column indices of the input row to test (default all).
     outputs : {'probabilities', 'logits', 'labels'}, default 'probabilities'
         Output detectors: what an event's outputs hold (``labels``: output-class only).
     """
 
-    type: Annotated[Literal[DRIFT_TYPES], BeforeValidator(_lower)] = "ks"  # type: ignore[valid-type]
+    type: Annotated[Literal[TYPES], BeforeValidator(_lower)] = "ks"  # type: ignore[valid-type]
     name: Annotated[str, AfterValidator(_name), _Expect(f"a name of {_NAME_RULE}")] = "ks"
     enabled: bool = True
+    path: Annotated[
+        Path | None,
+        AfterValidator(_alibi_dir),
+        _Expect("the path of a directory written by alibi_detect.saving.save_detector"),
+    ] = None
     window: Annotated[_Int | None, Field(ge=10), _Expect("an integer >= 10")] = None
     p_val: Annotated[_Float | None, Field(gt=0, lt=1), _Expect("a float in (0, 1)")] = None
     correction: Annotated[Literal["bonferroni", "fdr"] | None, BeforeValidator(_lower)] = None
@@ -230,7 +277,7 @@ class DriftConfig(_Section):
         given = {key for key, value in data.items() if value is not None}
         kind = _lower(data.get("type") or "ks")
         filled = dict(data)
-        if kind in DRIFT_TYPES:
+        if kind in TYPES:
             filled.setdefault("name", kind)
             for key, value in _defaults(kind).items():
                 if filled.get(key) is None:
@@ -250,7 +297,13 @@ class DriftConfig(_Section):
 
     @property
     def online(self) -> bool:
+        """Online by type; an ``alibi`` detector's kind is known once it is loaded."""
         return self.type in ONLINE
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether it is fitted on ``reference``: all but ``alibi``, which brings its own."""
+        return self.type != ALIBI
 
 
 def _defaults(kind: str) -> dict[str, Any]:
@@ -259,12 +312,15 @@ def _defaults(kind: str) -> dict[str, Any]:
         out["threshold"] = THRESHOLDS[kind]
     if kind in WINDOW_SIZES:
         out["window_size"] = WINDOW_SIZES[kind]
+    if kind == ALIBI:  # batch or online is known once loaded: agent.drift fills it then
+        del out["window"]
     return out
 
 
 def _foreign(key: str, kind: str, value: Any) -> _Issue:
     batch = "online" if kind in ONLINE else "batch"
-    hint = _HINTS.get((key, _kind(kind))) or _HINTS.get((key, batch))
+    hint = _ALIBI_HINT if kind == ALIBI else _HINTS.get((key, _kind(kind)))
+    hint = hint or _HINTS.get((key, batch))
     message = f"type {kind!r} does not take {key}"
     return _Issue(key, message + (f" ({hint})" if hint else ""), value)
 
@@ -282,6 +338,9 @@ def _combination_issues(spec: DriftConfig) -> list[_Issue]:
         issues.append(_Issue("n_permutations", message, spec.n_permutations))
     if spec.type == "mmd-online" and len(spec.window_size) != 1:
         issues.append(_Issue("window_size", "mmd-online takes one window size", spec.window_size))
+    if spec.type == ALIBI and spec.path is None:
+        message = "type 'alibi' needs path: the directory alibi_detect's save_detector wrote"
+        issues.append(_Issue("path", message))
     if spec.outputs == "labels" and spec.type != "output-class":
         message = "only output-class reads labels; use probabilities or logits"
         issues.append(_Issue("outputs", message, spec.outputs))

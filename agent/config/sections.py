@@ -246,7 +246,9 @@ class AgentConfig(_Section):
 
     @model_validator(mode="after")
     def _drift_has_a_reference(self) -> "AgentConfig":
-        listed = isinstance(self.detectors.drift, tuple) and self.detectors.drift_specs
+        listed = isinstance(self.detectors.drift, tuple) and any(
+            spec.needs_reference for spec in self.detectors.drift_specs
+        )
         ref = self.reference
         if listed and ref.path is None and ref.capture_first is None:
             message = (
