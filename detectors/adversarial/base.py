@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from detectors import _model
+from detectors._persist import Persistable
 from detectors._validation import Constraint, InstanceOf, Interval, Options, SequenceOf, check_rows
-from detectors.drift._persist import Persistable
 from detectors.exceptions import DataError
 
 __all__ = ["FPR", "InputDetector", "ModelInputDetector", "calibrate_threshold"]

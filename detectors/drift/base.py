@@ -4,7 +4,7 @@ A detector declares its parameters in ``_parameter_constraints`` and stores them
 own names in ``__init__``; it implements ``_fit(x_ref)`` (set learned attributes, named with a
 trailing underscore) and ``_test(x) -> DriftResult`` (the math). The base validates the
 parameters and the data around those two methods and saves learned state as JSON + ``.npy``
-(see :class:`~detectors.drift._persist.Persistable`).
+(see :class:`~detectors._persist.Persistable`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from detectors._persist import FORMAT_VERSION, Persistable
 from detectors._validation import check_array
-from detectors.drift._persist import FORMAT_VERSION, Persistable
 from detectors.drift.result import DriftResult
 from detectors.exceptions import DataError
 

@@ -17,8 +17,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from detectors._persist import Persistable
 from detectors._validation import check_array
-from detectors.drift._persist import Persistable
 from detectors.drift.result import OnlineDriftResult
 from detectors.exceptions import DataError
 

@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from detectors._persist import Persistable
 from detectors._validation import Constraint, Interval, check_array
-from detectors.drift._persist import Persistable
 from detectors.exceptions import DataError
 
 __all__ = ["Preprocessor", "RandomProjection"]

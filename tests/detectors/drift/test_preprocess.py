@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from detectors._persist import Persistable
 from detectors.drift import (
     DriftDetector,
     HiddenLayer,
@@ -13,7 +14,6 @@ from detectors.drift import (
     RandomProjection,
     UntrainedEncoder,
 )
-from detectors.drift._persist import Persistable
 from detectors.exceptions import DataError, NotFittedError
 
 

@@ -1,4 +1,4 @@
-"""Parameters, ``repr`` and save/load shared by every drift component (detectors, preprocessors).
+"""Parameters, ``repr`` and save/load shared by every detector and preprocessor, in every family.
 
 A component declares its parameters in ``_parameter_constraints`` and stores them under their
 own names in ``__init__``; what it learns in ``fit`` lives in public attributes ending in ``_``.
