@@ -25,7 +25,13 @@ __all__ = ["Fingerprinter", "read_salt"]
 
 _DOMAIN = b"robustwatch/blacklight/v1\x00"
 _U64 = np.uint64
-_CHUNK = 16
+# Rows fingerprinted at once: 1 MiB per float64 scratch array (42 CIFAR-10 images, 1024 digits),
+# so that the dozen array operations of a chunk are shared by many rows.
+_CHUNK_VALUES = 131_072
+# Above this many windows per top_k, the top hashes are picked by a cut that about
+# _CANDIDATES * top_k of a row's (uniform) hashes exceed, rather than by a partition.
+_CUT_FACTOR = 16
+_CANDIDATES = 4
 
 
 def _powers(base: np.uint64, n: int) -> np.ndarray:
@@ -83,15 +89,13 @@ class Fingerprinter:
         weights = rng.integers(0, 2**31, size=2 * n_features, dtype=np.uint32)
         self.digest_weights = weights * np.uint32(2) + np.uint32(1)
         self.inverse_powers = _powers(_inverse(base), n_features - self.window + 1)
-        # Scratch for _CHUNK rows, reused: fresh temporaries this large cost a page fault per
-        # 4 KiB on every call, more than the arithmetic.
-        n_windows = n_features - self.window + 1
-        self._values = np.empty((_CHUNK, n_features))
-        self._levels = np.empty((_CHUNK, n_features), dtype=np.int64)
-        self._prefix = np.zeros((_CHUNK, n_features + 1), dtype=np.uint64)
-        self._hashes = np.empty((_CHUNK, n_windows), dtype=np.uint64)
-        self._shifted = np.empty((_CHUNK, n_windows), dtype=np.uint64)
-        self._top = np.empty((_CHUNK, n_windows), dtype=np.uint32)
+        # Scratch for self.rows rows, reused: fresh temporaries this large cost a page fault
+        # per 4 KiB on every call, more than the arithmetic. Three arrays, each reused once
+        # its first content is spent, so that a chunk's passes stay in cache.
+        self.rows = min(1024, max(1, _CHUNK_VALUES // n_features))
+        self._values = np.empty((self.rows, n_features))  # then the window hashes
+        self._levels = np.empty((self.rows, n_features), dtype=np.int64)  # then the shifted
+        self._prefix = np.zeros((self.rows, n_features + 1), dtype=np.uint64)
 
     def digests(self, x: np.ndarray) -> np.ndarray:
         """A 64-bit digest of each row's exact values (float32 or float64, as given): equal
@@ -106,18 +110,19 @@ class Fingerprinter:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Fingerprints of ``x`` (n, n_features): uint32 (n, top_k), each row sorted
         ascending, zeros in front when a row has fewer than ``top_k`` distinct windows."""
-        chunks = [self._chunk(x[i : i + _CHUNK]) for i in range(0, x.shape[0], _CHUNK)]
+        step = self.rows
+        chunks = [self._chunk(x[i : i + step]) for i in range(0, x.shape[0], step)]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
     def _chunk(self, x: np.ndarray) -> np.ndarray:
-        n, w = x.shape[0], self.window
+        n, w, n_windows = x.shape[0], self.window, self.inverse_powers.size
         values, levels, prefix = self._values[:n], self._levels[:n], self._prefix[:n]
-        h, shifted, top = self._hashes[:n], self._shifted[:n], self._top[:n]
         np.multiply(x, self.scale, out=values)
         values += self.offsets
-        np.floor(values, out=values)
-        levels[...] = values
+        np.floor(values, out=levels, casting="unsafe")  # floor, then to int64
         q = levels.view(np.uint64)
+        h = _rows(self._values, n, n_windows)
+        shifted = _rows(self._levels, n, n_windows)
         with np.errstate(over="ignore"):
             q *= self.powers
             np.cumsum(q, axis=1, out=prefix[:, 1:])
@@ -126,19 +131,42 @@ class Fingerprinter:
             np.right_shift(h, _U64(29), out=shifted)
             h ^= shifted
             h *= self.mix
-            h >>= _U64(32)
-        top[...] = h
-        top |= np.uint32(1)
-        return _top_distinct(top, self.top_k)
+        return _top_distinct(h, self.top_k)
+
+
+def _rows(scratch: np.ndarray, n: int, width: int) -> np.ndarray:
+    """The start of ``scratch``'s memory as a C-contiguous uint64 array (n, width)."""
+    return scratch.reshape(-1)[: n * width].view(np.uint64).reshape(n, width)
 
 
 def _top_distinct(h: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` largest distinct values of each row of ``h`` (reordered in place),
+    """The ``k`` largest distinct values ``(h >> 32) | 1`` of each row of the uint64 ``h``,
     ascending, zero-padded in front.
 
-    Selects the ``2k`` largest values with a partition, which holds ``k`` distinct ones
-    unless a row repeats itself; rows that do are redone with a full sort.
+    Long rows (more than ``_CUT_FACTOR * k`` values: uniform hashes) keep the values above a
+    cut that about ``_CANDIDATES * k`` of them exceed (:func:`_above_cut`); the rows left with
+    fewer than ``k`` distinct ones there, which repeat themselves, go the short way.
     """
+    if h.shape[1] <= _CUT_FACTOR * k:
+        return _by_partition(_top_bits(h), k)
+    out, short = _above_cut(h, k)
+    if short.any():
+        out[short] = _by_partition(_top_bits(h[short]), k)
+    return out
+
+
+def _top_bits(h: np.ndarray) -> np.ndarray:
+    """``(h >> 32) | 1`` as uint32: the top 32 bits, never 0."""
+    top = (h >> _U64(32)).astype(np.uint32)
+    top |= np.uint32(1)
+    return top
+
+
+def _by_partition(h: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest distinct values of each row of the uint32 ``h`` (reordered in place),
+    ascending, zero-padded in front: selects the ``2k`` largest values with a partition,
+    which holds ``k`` distinct ones unless a row repeats itself; rows that do are redone with
+    a full sort."""
     n, length = h.shape
     take = min(length, 2 * k)
     if take < length:
@@ -155,6 +183,31 @@ def _top_distinct(h: np.ndarray, k: int) -> np.ndarray:
             distinct = np.unique(h[row])[-k:]
             out[row, k - distinct.size :] = distinct
     return out
+
+
+def _above_cut(h: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`_top_distinct` among the values above the cut, and which rows have fewer
+    than ``k`` there (their rows of the answer are left 0): one sort of the values above the
+    cut with their row in the high bits, rather than a partition of every row.
+
+    The values of a row above a cut on ``h`` are all its values from some value on, since
+    ``(h >> 32) | 1`` never decreases with ``h``: if ``k`` of them are distinct, they hold
+    the ``k`` largest.
+    """
+    n, length = h.shape
+    cut = _U64(2**32 - (2**32 * _CANDIDATES * k) // length) << _U64(32)
+    found = np.flatnonzero(h >= cut)
+    keys = h.reshape(-1)[found] >> _U64(32) | _U64(1)
+    keys |= (found // length).astype(np.uint64) << _U64(32)
+    keys.sort()
+    distinct = np.ones(keys.size, dtype=bool)
+    distinct[1:] = keys[1:] != keys[:-1]
+    keys = keys[distinct]
+    counts = np.bincount((keys >> _U64(32)).astype(np.intp), minlength=n)
+    full = counts >= k
+    out = np.zeros((n, k), dtype=np.uint32)
+    out[full] = keys[np.cumsum(counts)[full, None] - k + np.arange(k)]  # the low 32 bits
+    return out, ~full
 
 
 def _dedup_sorted(s: np.ndarray) -> np.ndarray:

@@ -19,8 +19,10 @@ probability above 99%; a bucket flooded by one popular hash forgets its other ha
 postings first, and a tight cluster of near-identical queries finds at most about
 ``BUCKET_SIZE`` of its earlier members: match counts saturate there.
 
-A batch is answered with a fixed number of array operations per chunk of ``CHUNK`` rows:
-matches with the index as it was before the chunk, and with earlier rows of the chunk itself.
+A batch is answered chunk by chunk of ``CHUNK`` rows: each row matches the index as it was
+before its chunk, and the earlier rows of its chunk directly. Only the lookups and the stores
+run chunk by chunk, in a few dozen array operations each; the rest (where each posting lands,
+the matches within chunks, the distinct counts) runs once for the batch.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ __all__ = ["BUCKET_SIZE", "QueryIndex"]
 BUCKET_SIZE = 32
 CHUNK = 16
 _ROW_BITS = 4  # log2(CHUNK)
+_BUCKET_BITS = 5  # log2(BUCKET_SIZE)
+_BIN_BITS = 14
 
 
 def _tag(hashes: np.ndarray) -> np.ndarray:
@@ -47,13 +51,6 @@ def _runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     codes = np.sort(codes)
     starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))[: codes.size]
     return codes[starts], np.diff(np.append(starts, codes.size))
-
-
-def _distinct_per_row(rows: np.ndarray, digests: np.ndarray, n: int) -> np.ndarray:
-    """Distinct digests of each row of a chunk (compared on their top 60 bits)."""
-    codes = digests >> np.uint64(_ROW_BITS) << np.uint64(_ROW_BITS) | rows.astype(np.uint64)
-    rows_of_distinct = _runs(codes)[0] & np.uint64(CHUNK - 1)
-    return np.bincount(rows_of_distinct.astype(np.intp), minlength=n)
 
 
 class QueryIndex:
@@ -87,8 +84,11 @@ class QueryIndex:
         self.times = np.full(capacity, -np.inf)
         self.owners = np.full(capacity, -1, dtype=np.int64)
         self.digests = np.full(capacity, 0, dtype=np.uint64)
-        self.tags = np.full((self.n_buckets, BUCKET_SIZE), 0, dtype=np.uint16)
-        self.postings = np.full((self.n_buckets, BUCKET_SIZE), 0, dtype=np.uint32)
+        # A bucket's tags and postings side by side in one row of 192 bytes, which a lookup
+        # reads in one gather: the table is far larger than the caches.
+        self.buckets = np.full((self.n_buckets, 3 * BUCKET_SIZE), 0, dtype=np.uint16)
+        self.tags = self.buckets[:, :BUCKET_SIZE]
+        self.postings = self.buckets[:, BUCKET_SIZE:].view(np.uint32)
         self.cursor = np.full(self.n_buckets, 0, dtype=np.int64)
         self.stored = 0
 
@@ -119,87 +119,156 @@ class QueryIndex:
         stored.
         """
         owners = np.asarray(owners, dtype=np.int64)
-        counts = [
-            self._chunk(
-                prints[i : i + CHUNK], digests[i : i + CHUNK], owners[i : i + CHUNK], now, oldest
-            )
-            for i in range(0, prints.shape[0], CHUNK)
-        ]
-        return np.concatenate([c[0] for c in counts]), np.concatenate([c[1] for c in counts])
-
-    def _chunk(self, prints, digests, owners, now, oldest) -> tuple[np.ndarray, np.ndarray]:
         n, k = prints.shape
-        start = k - np.count_nonzero(prints, axis=1)
-        valid = k - start >= self.threshold
-        row, col = np.nonzero(valid[:, None] & (np.arange(k) >= start[:, None]))
-        hashes = prints[row, col]
-        old_row, old_slot = self._lookup(row, hashes, oldest)
-        new_row, new_src = _matched(*_earlier_rows(row, hashes), self.threshold)
-        cand_row = np.concatenate([old_row, new_row])
-        cand_digest = np.concatenate([self.digests[old_slot], digests[new_src]])
-        cand_owner = np.concatenate([self.owners[old_slot], owners[new_src]])
+        valid = np.count_nonzero(prints, axis=1) >= self.threshold
+        # a fingerprint's hashes are its nonzero entries (zeros pad it in front)
+        found = np.flatnonzero((prints != 0) & valid[:, None])
+        post = _Postings(found // k, prints.reshape(-1)[found], valid, self)
+        rows, cand_digest, cand_owner = [], [], []
+        for c in range(post.chunks):
+            lo, hi = post.bounds[c], post.bounds[c + 1]
+            local = post.row[lo:hi] & (CHUNK - 1)
+            row, slot = self._lookup(local, post.bucket[lo:hi], post.tag[lo:hi], oldest)
+            rows.append(row + c * CHUNK)
+            cand_digest.append(self.digests[slot])
+            cand_owner.append(self.owners[slot])
+            self._store(post, c, owners, digests, now)
+        self.cursor[post.heads] = (self.cursor[post.heads] + post.sizes) % BUCKET_SIZE
+        later, earlier = _same_chunk_matches(post.row, post.hashes, n, self.threshold)
+        cand_row = np.concatenate([*rows, later])
+        cand_digest = np.concatenate([*cand_digest, digests[earlier]])
+        cand_owner = np.concatenate([*cand_owner, owners[earlier]])
         other = cand_digest != digests[cand_row]
         same = other & (cand_owner == owners[cand_row])
-        result = (
+        return (
             _distinct_per_row(cand_row[same], cand_digest[same], n),
             _distinct_per_row(cand_row[other], cand_digest[other], n),
         )
-        self._insert(row, hashes, np.flatnonzero(valid), owners, digests, now)
-        return result
 
-    def _lookup(self, row, hashes, oldest) -> tuple[np.ndarray, np.ndarray]:
+    def _lookup(self, row, bucket, tag, oldest) -> tuple[np.ndarray, np.ndarray]:
         """(row, slot) of each stored query within the window whose postings show at least
-        ``match_threshold`` of the row's hashes."""
-        buckets = (hashes % np.uint32(self.n_buckets)).astype(np.intp)
-        hit, place = np.nonzero(self.tags[buckets] == _tag(hashes)[:, None])
-        posted = self.postings[buckets[hit], place]
-        rows, posted = _matched(row[hit], posted, self.threshold)
+        ``match_threshold`` of the row's hashes (of bucket ``bucket`` and tag ``tag``)."""
+        found = self.buckets[bucket]  # one gather of whole bucket rows
+        hit = np.flatnonzero(found[:, :BUCKET_SIZE] == tag[:, None])
+        at = hit >> _BUCKET_BITS
+        # postings of hit ``at * 32 + place`` at ``at * 48 + 16 + place`` of the uint32 rows
+        posted = found.view(np.uint32).reshape(-1)[hit + (at << 4) + BUCKET_SIZE // 2]
+        rows, posted = _matched(row[at], posted, self.threshold)
+        if not rows.size:
+            return rows, rows
         age = (np.uint32(self.stored % 2**32) - posted.astype(np.uint32)).astype(np.int64)
         live = (age >= 1) & (age <= self.capacity)  # older slots have been overwritten
         slot = (self.stored - age[live]) % self.capacity
         recent = self.times[slot] >= oldest
         return rows[live][recent], slot[recent]
 
-    def _insert(self, row, hashes, rows, owners, digests, now) -> None:
+    def _store(self, post: _Postings, c: int, owners, digests, now) -> None:
+        """Store the rows of chunk ``c`` and post their hashes."""
+        rows = post.stored_rows[post.stored_bounds[c] : post.stored_bounds[c + 1]]
         if not rows.size:
             return
-        sequence = self.stored + np.arange(rows.size)
+        slots = (self.stored + np.arange(rows.size)) % self.capacity
         self.stored += rows.size
-        slots = sequence % self.capacity
         self.times[slots] = now
         self.owners[slots], self.digests[slots] = owners[rows], digests[rows]
-        posted = np.empty(owners.size, dtype=np.uint32)
-        posted[rows] = sequence % 2**32
-        bucket = (hashes % np.uint32(self.n_buckets)).astype(np.int64)
-        order = np.argsort(bucket, kind="stable")  # by bucket, then in arrival order
-        bucket, hashes, posted = bucket[order], hashes[order], posted[row[order]]
-        first = np.concatenate(([True], bucket[1:] != bucket[:-1]))
-        starts = np.flatnonzero(first)
-        sizes = np.diff(np.append(starts, bucket.size))
-        rank = np.arange(bucket.size) - np.repeat(starts, sizes)
-        place = (self.cursor[bucket] + rank) % BUCKET_SIZE
-        self.cursor[bucket[first]] = (self.cursor[bucket[first]] + sizes) % BUCKET_SIZE
-        last = rank >= np.repeat(sizes, sizes) - BUCKET_SIZE  # the rest would be overwritten
-        bucket, place = bucket[last], place[last]
-        self.tags[bucket, place], self.postings[bucket, place] = _tag(hashes[last]), posted[last]
+        lo, hi = post.write_bounds[c], post.write_bounds[c + 1]
+        bucket, place = post.write_bucket[lo:hi], post.write_place[lo:hi]
+        self.tags[bucket, place], self.postings[bucket, place] = post.write[:, lo:hi]
+
+
+class _Postings:
+    """A batch's postings, one per hash of a stored row, in the order they are stored (by
+    row), split in chunks of ``CHUNK`` rows at ``bounds``; and where each chunk writes
+    them: the bucket's place after its earlier postings, the chunk's own later postings
+    to the same place left out (``write_*``, split at ``write_bounds``)."""
+
+    def __init__(self, row, hashes, valid, index: QueryIndex) -> None:
+        self.row, self.hashes = row, hashes
+        self.bucket = (hashes % np.uint32(index.n_buckets)).astype(np.intp)
+        self.tag = _tag(hashes)
+        self.chunks = (valid.size + CHUNK - 1) // CHUNK
+        starts = np.arange(self.chunks + 1) * CHUNK
+        self.bounds = np.searchsorted(row, starts)
+        self.stored_rows = np.flatnonzero(valid)
+        self.stored_bounds = np.searchsorted(self.stored_rows, starts)
+        sequence = (np.cumsum(valid) - 1 + index.stored)[row] % 2**32
+        # rank among the batch's postings to the bucket; by one sort of (bucket, position)
+        bits = max(1, row.size.bit_length())
+        keys = np.sort(self.bucket.astype(np.int64) << bits | np.arange(row.size))
+        order, ordered = keys & ((1 << bits) - 1), keys >> bits
+        first = np.ones(row.size, dtype=bool)
+        first[1:] = ordered[1:] != ordered[:-1]
+        begins = np.flatnonzero(first)
+        self.heads, self.sizes = ordered[begins], np.diff(begins, append=row.size)
+        begin = np.repeat(begins, self.sizes)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(row.size) - begin
+        write = slice(None)
+        if row.size and self.sizes.max() > BUCKET_SIZE:  # a chunk may overwrite its own
+            by_chunk = ordered * self.chunks + (row >> _ROW_BITS)[order]
+            through = np.empty_like(order)  # postings to the bucket up to this chunk
+            through[order] = np.searchsorted(by_chunk, by_chunk + 1) - begin
+            write = rank >= through - BUCKET_SIZE
+        self.write_bucket = self.bucket[write]
+        self.write_place = (index.cursor[self.write_bucket] + rank[write]) % BUCKET_SIZE
+        self.write = np.stack([self.tag[write], sequence[write]]).astype(np.uint32)
+        self.write_bounds = np.searchsorted(row[write], starts)
+
+
+def _same_chunk_matches(row, hashes, n, threshold) -> tuple[np.ndarray, np.ndarray]:
+    """(row j, row i) for each pair of rows i < j of the same chunk that share at least
+    ``threshold`` hashes (a row's hashes are distinct)."""
+    if n == 1:
+        return row[:0], row[:0]
+    # one sort of (chunk, hash, row in chunk): equal hashes of a chunk together, in row order
+    keys = np.sort(
+        (row >> _ROW_BITS).astype(np.uint64) << np.uint64(36)
+        | hashes.astype(np.uint64) << np.uint64(_ROW_BITS)
+        | (row & (CHUNK - 1)).astype(np.uint64)
+    )
+    group = keys >> np.uint64(_ROW_BITS)
+    first = np.ones(keys.size, dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    begin = np.maximum.accumulate(np.where(first, np.arange(keys.size), 0))
+    n_earlier = np.arange(keys.size) - begin  # earlier rows with the hash, for each in order
+    later = np.repeat(np.arange(keys.size), n_earlier)
+    offset = np.arange(later.size) - np.repeat(np.cumsum(n_earlier) - n_earlier, n_earlier)
+    earlier = np.repeat(begin, n_earlier) + offset
+    local = (keys & np.uint64(CHUNK - 1)).astype(np.intp)
+    chunk_row = (keys >> np.uint64(36)).astype(np.intp) * CHUNK
+    pair = (chunk_row + local)[later] * CHUNK + local[earlier]
+    shared = np.flatnonzero(np.bincount(pair, minlength=n * CHUNK) >= threshold)
+    j = shared // CHUNK
+    return j, j - (j & (CHUNK - 1)) + (shared & (CHUNK - 1))
+
+
+def _distinct_per_row(rows: np.ndarray, digests: np.ndarray, n: int) -> np.ndarray:
+    """Distinct digests of each row (compared on their top 60 bits)."""
+    if not rows.size:
+        return np.zeros(n, dtype=np.int64)
+    top = digests >> np.uint64(4)
+    order = np.lexsort((top, rows))
+    rows, top = rows[order], top[order]
+    first = np.ones(rows.size, dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (top[1:] != top[:-1])
+    return np.bincount(rows[first], minlength=n)
 
 
 def _matched(rows: np.ndarray, ids: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
     """The distinct (row, id) pairs that occur at least ``threshold`` times: one occurrence per
-    shared hash."""
-    pairs, shared = _runs(ids.astype(np.int64) << _ROW_BITS | rows)
+    shared hash.
+
+    Counted by sorting, after a pass that keeps only the pairs whose bin (of ``2**_BIN_BITS``,
+    by the low bits of the pair) holds ``threshold`` occurrences: a superset of the answer,
+    found without sorting the thousands of postings of popular hashes.
+    """
+    if rows.size < threshold:
+        return rows[:0], ids[:0].astype(np.int64)
+    pairs = ids.astype(np.int64) << _ROW_BITS | rows
+    if pairs.size > 4 * threshold:
+        size = 1 << min(_BIN_BITS, max(10, pairs.size.bit_length()))
+        bins = pairs & (size - 1)
+        pairs = pairs[np.bincount(bins, minlength=size)[bins] >= threshold]
+    pairs, shared = _runs(pairs)
     pairs = pairs[shared >= threshold]
     return pairs & (CHUNK - 1), pairs >> _ROW_BITS
-
-
-def _earlier_rows(row: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row j, row i) for each hash of row j that row i < j of the same chunk also has."""
-    order = np.argsort(hashes, kind="stable")  # equal hashes in row order
-    sorted_hashes = hashes[order]
-    lo = np.searchsorted(sorted_hashes, hashes, "left")
-    n_eq = np.searchsorted(sorted_hashes, hashes, "right") - lo
-    which = np.repeat(np.arange(hashes.size), n_eq)
-    offset = np.arange(which.size) - np.repeat(np.cumsum(n_eq) - n_eq, n_eq)
-    later, earlier = row[which], row[order[lo[which] + offset]]
-    keep = earlier < later
-    return later[keep], earlier[keep]

@@ -49,8 +49,9 @@ class StatefulQueryDetector:
     reported per query as its own signal, against ``global_threshold``.
 
     Work is vectorised over a batch: call with the micro-batches the agent consumes rather
-    than row by row (a call costs about a hundred array operations, whatever its size).
-    Cost and memory per query are reported by :meth:`snapshot`.
+    than row by row (a call costs about a hundred array operations, and a few dozen more per
+    16 rows; ``benchmarks/adversarial_detection.py`` measures the cost per query). Cost and
+    memory per query are reported by :meth:`snapshot`.
 
     Parameters
     ----------

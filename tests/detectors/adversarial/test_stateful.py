@@ -8,6 +8,8 @@ query it sends recorded) by "mallory", and a boundary-style random walk (our own
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -179,6 +181,25 @@ def test_single_rows_and_batches_agree(stream):
         below = b[counts] < 10  # below the client threshold, where it matters
         assert (b[counts] - a[counts])[below].max() <= 1
     np.testing.assert_array_equal(a["flagged"], b["flagged"])
+
+
+@pytest.mark.parametrize("capacity", [100_000, 40])
+def test_a_batch_is_answered_as_its_chunks_in_turn(stream, capacity):
+    """A call answers its rows in chunks of 16, each against the index as the chunks before it
+    left it (a capacity of 40 overwrites stored queries within a call): exactly as calls of
+    one chunk each, at the same time."""
+    queries, clients = stream[0][:800], stream[1][:800]
+    whole = StatefulQueryDetector(salt=SALT, max_fingerprints=capacity, **DIGITS)
+    chunked = StatefulQueryDetector(salt=SALT, max_fingerprints=capacity, **DIGITS)
+    for i in range(0, 800, 100):
+        v = whole.observe(queries[i : i + 100], clients[i : i + 100], now=i)
+        ends = [(j, min(j + 16, i + 100)) for j in range(i, i + 100, 16)]
+        parts = [chunked.observe(queries[j:k], clients[j:k], now=i) for j, k in ends]
+        for name in vars(v):
+            got, expected = getattr(v, name), np.concatenate([getattr(p, name) for p in parts])
+            np.testing.assert_array_equal(got, expected, err_msg=f"{name}, rows {i}+")
+    counts = [replace(d.snapshot(now=800), seconds_total=0.0) for d in (whole, chunked)]
+    assert counts[0] == counts[1]
 
 
 def test_the_salt_changes_fingerprints_and_never_shows(stream, tmp_path):
