@@ -51,7 +51,7 @@ PEERS ?= .peers
 PEERS_STAMP := $(PEERS)/.robustwatch-peers-installed
 PEERS_PYTEST_ARGS ?=
 
-.PHONY: peers test-peers bench-attacks bench-drift
+.PHONY: peers test-peers bench-attacks bench-drift bench-adversarial
 
 $(PEERS_STAMP): scripts/peers-env.sh
 	bash scripts/peers-env.sh $(PEERS)
@@ -67,3 +67,6 @@ bench-attacks: $(PEERS_STAMP)
 
 bench-drift: $(PEERS_STAMP)
 	$(PEERS)/bin/python benchmarks/drift.py
+
+bench-adversarial: $(PEERS_STAMP)
+	$(PEERS)/bin/python benchmarks/adversarial_detection.py

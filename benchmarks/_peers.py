@@ -28,6 +28,7 @@ __all__ = [
     "art_pgd",
     "art_smoothing",
     "load_digits",
+    "make_cnn",
     "make_mlp",
     "plain_pgd",
     "robust_accuracy",
@@ -66,6 +67,24 @@ def make_mlp(seed: int, hidden: int = 32) -> torch.nn.Sequential:
             layer.weight.uniform_(-bound, bound, generator=gen)
             layer.bias.uniform_(-0.1, 0.1, generator=gen)
     return torch.nn.Sequential(torch.nn.Flatten(), first, torch.nn.ReLU(), last)
+
+
+def make_cnn(seed: int) -> torch.nn.Sequential:
+    """A small CNN for 8x8 inputs: two 3x3 convolutions (16 and 32 channels), a 2x2 max-pool,
+    a hidden layer of 64 and 10 logits; initialised from ``seed`` (about 38 k parameters)."""
+    with torch.random.fork_rng(devices=[]):  # torch's initialisers read the global generator
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(1, 16, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 32, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(32 * 4 * 4, 64),
+            torch.nn.ReLU(),
+            torch.nn.Linear(64, 10),
+        )
 
 
 def train(model, x, y, *, epochs: int, seed: int, noise: float = 0.0, adv_eps: float = 0.0):
