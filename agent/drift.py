@@ -48,6 +48,7 @@ from detectors.drift import (
     MMDDriftOnline,
     PSIDrift,
     RandomProjection,
+    TabularDrift,
     UntrainedEncoder,
     WassersteinDrift,
 )
@@ -139,6 +140,10 @@ FACTORIES: dict[str, Callable[[DriftConfig], Any]] = {
     "output-class": lambda s: ClassDistributionDrift(p_val=s.p_val, outputs=s.outputs),
     "output-confidence": lambda s: ConfidenceDrift(p_val=s.p_val, outputs=s.outputs),
     "output-entropy": lambda s: EntropyDrift(p_val=s.p_val, outputs=s.outputs),
+    "tabular": lambda s: TabularDrift(
+        schema=s.column_kinds, p_val=s.p_val, correction=s.correction, numeric_test=s.numeric_test,
+        unseen=s.unseen,
+    ),
     "alibi": lambda s: load_alibi(s.path),
 }  # fmt: skip
 

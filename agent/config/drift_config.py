@@ -30,21 +30,26 @@ PERMUTATION_TESTS = frozenset({"mmd", "lsdd"})
 DISTANCES = frozenset({"psi", "jensen-shannon", "wasserstein"})
 ONLINE = frozenset({"mmd-online", "cvm-online"})
 OUTPUT = frozenset({"output-class", "output-confidence", "output-entropy"})
+#: Feature-wise tests picked per column by a schema (it needs ``schema``).
+TABULAR = "tabular"
 #: A detector saved by alibi-detect (the optional extra ``robustwatch[alibi]``).
 ALIBI = "alibi"
 #: What ``type`` takes: robustwatch's own detectors, then alibi-detect's.
-TYPES = (*DRIFT_TYPES, ALIBI)
+TYPES = (*DRIFT_TYPES, TABULAR, ALIBI)
 
-_BATCH = UNIVARIATE_TESTS | PERMUTATION_TESTS | DISTANCES | OUTPUT
-_INPUTS = UNIVARIATE_TESTS | PERMUTATION_TESTS | DISTANCES | ONLINE | {ALIBI}
+_TESTS = UNIVARIATE_TESTS | {TABULAR}
+_BATCH = _TESTS | PERMUTATION_TESTS | DISTANCES | OUTPUT
+_INPUTS = _TESTS | PERMUTATION_TESTS | DISTANCES | ONLINE | {ALIBI}
 
 #: Which types take each optional key (type, name and enabled are every type's).
 _TAKES: dict[str, frozenset[str]] = {
     "path": frozenset({ALIBI}),
     "window": _BATCH | {ALIBI},
-    "p_val": UNIVARIATE_TESTS | PERMUTATION_TESTS | OUTPUT,
-    "correction": UNIVARIATE_TESTS,
-    "unseen": frozenset({"chisquare"}),
+    "p_val": _TESTS | PERMUTATION_TESTS | OUTPUT,
+    "correction": _TESTS,
+    "unseen": frozenset({"chisquare", TABULAR}),
+    "schema": frozenset({TABULAR}),
+    "numeric_test": frozenset({TABULAR}),
     "threshold": DISTANCES,
     "n_permutations": PERMUTATION_TESTS,
     "device": PERMUTATION_TESTS,
@@ -88,6 +93,7 @@ _DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "ert": 500.0,
     "outputs": "probabilities",
+    "numeric_test": "ks",
 }
 THRESHOLDS = {"psi": 0.2, "jensen-shannon": 0.1, "wasserstein": 0.1}
 WINDOW_SIZES = {"mmd-online": (50,), "cvm-online": (20, 50)}
@@ -189,7 +195,9 @@ class DriftConfig(_Section):
         ``lsdd`` (multivariate permutation tests), ``psi``, ``jensen-shannon``,
         ``wasserstein`` (feature-wise distances, with thresholds), ``mmd-online``,
         ``cvm-online`` (online, calibrated to an expected run time), ``output-class``,
-        ``output-confidence``, ``output-entropy`` (tests on the events' outputs), ``alibi``
+        ``output-confidence``, ``output-entropy`` (tests on the events' outputs),
+        ``tabular`` (a KS or CvM test per numeric column, chi-squared per categorical one, as
+        its ``schema`` says), ``alibi``
         (a detector saved by alibi-detect, batch or online; see
         :mod:`detectors.drift.alibi`).
     name : str, default the type
@@ -207,8 +215,14 @@ class DriftConfig(_Section):
     correction : {'bonferroni', 'fdr'}, default 'bonferroni'
         Feature-wise tests: multiple-testing correction across features.
     unseen : {'error', 'category'}, default 'error'
-        chisquare: a value the reference never had fails the window's test (``error``,
-        counted as a detector error) or counts as evidence of drift (``category``).
+        chisquare, tabular: a value the reference never had fails the window's test
+        (``error``, counted as a detector error) or counts as evidence of drift
+        (``category``).
+    column_kinds : list of {'numeric', 'categorical'}
+        The key ``schema``; tabular, required: the kind of each tested column (of
+        ``features`` when given), which picks its test: ``numeric_test`` or chi-squared.
+    numeric_test : {'ks', 'cvm'}, default 'ks'
+        tabular: the test of numeric columns.
     threshold : float
         Distances: the distance above which a feature drifted, > 0; default psi 0.2,
         jensen-shannon 0.1, wasserstein 0.1.
@@ -245,6 +259,13 @@ class DriftConfig(_Section):
     p_val: Annotated[_Float | None, Field(gt=0, lt=1), _Expect("a float in (0, 1)")] = None
     correction: Annotated[Literal["bonferroni", "fdr"] | None, BeforeValidator(_lower)] = None
     unseen: Annotated[Literal["error", "category"] | None, BeforeValidator(_lower)] = None
+    # The key is `schema`, an attribute pydantic models already have.
+    column_kinds: Annotated[
+        tuple[Annotated[Literal["numeric", "categorical"], BeforeValidator(_lower)], ...] | None,
+        Field(min_length=1, alias="schema"),
+        _Expect("a list of numeric | categorical, one per tested column"),
+    ] = None
+    numeric_test: Annotated[Literal["ks", "cvm"] | None, BeforeValidator(_lower)] = None
     threshold: Annotated[_Float | None, Field(gt=0), _Expect("a number > 0")] = None
     n_permutations: Annotated[_Int | None, Field(ge=1), _Expect("an integer >= 1")] = None
     device: Annotated[Literal["auto", "cpu", "cuda"] | None, BeforeValidator(_lower)] = None
@@ -327,6 +348,13 @@ def _foreign(key: str, kind: str, value: Any) -> _Issue:
 
 def _combination_issues(spec: DriftConfig) -> list[_Issue]:
     issues = []
+    kinds = spec.column_kinds
+    if spec.type == TABULAR and kinds is None:
+        message = "required by type 'tabular': the kind of each column, numeric or categorical"
+        issues.append(_Issue("schema", message))
+    elif kinds and spec.features and len(kinds) != len(spec.features):
+        message = f"has {len(kinds)} entries but features names {len(spec.features)}"
+        issues.append(_Issue("schema", message + " columns: one kind per tested column"))
     if spec.type in PERMUTATION_TESTS and 1.0 / (spec.n_permutations + 1) > spec.p_val:
         need = math.ceil(1.0 / spec.p_val) - 1
         while 1.0 / (need + 1) > spec.p_val:

@@ -35,8 +35,9 @@ SPECS: dict[str, dict[str, Any]] = {
     "output-class": {"window": 100},
     "output-confidence": {"window": 100},
     "output-entropy": {"window": 100},
+    "tabular": {"schema": ["numeric"] * 4 + ["categorical"], "window": 100},
 }
-TESTS = {"ks", "cvm", "chisquare", "mmd", "lsdd", "output-class", "output-confidence",
+TESTS = {"ks", "cvm", "chisquare", "tabular", "mmd", "lsdd", "output-class", "output-confidence",
          "output-entropy"}  # fmt: skip
 
 
