@@ -34,6 +34,7 @@ from agent.config.input_detector_config import InputDetectorConfig
 from agent.drift import Reference, read_reference
 from agent.exceptions import StartupError
 from agent.metrics import AgentMetrics
+from agent.model import load_monitored_model
 from agent.pipeline import NO_VERDICT, StreamDetector, Verdict, error_reason
 from detectors.adversarial import (
     DetectorEnsemble,
@@ -44,7 +45,6 @@ from detectors.adversarial import (
     StatefulQueryDetector,
 )
 from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax
-from scoring import load_model
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class _ReferenceInputs:
     @property
     def model(self) -> torch.nn.Module:
         if self._model is None:
-            self._model = _load_model(self.config)
+            self._model = load_monitored_model(self.config.model, "a per-input detector")
         return self._model
 
     def outputs(self, key: str, name: str) -> np.ndarray:
@@ -301,20 +301,6 @@ def _shape_and_labels(path: Path) -> tuple[tuple[int, ...], np.ndarray | None]:
         return tuple(data["x"].shape[1:]) or (1,), y
 
 
-def _load_model(config: AgentConfig) -> torch.nn.Module:
-    m = config.model
-    device = m.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device == "cuda" and not torch.cuda.is_available():
-        raise StartupError("model.device is cuda, but CUDA is not available on this machine")
-    try:
-        model = load_model(m.path, map_location=device)
-    except Exception as exc:
-        raise StartupError(f"cannot load model.path {m.path}: {exc}") from exc
-    return model.to(device).eval()
-
-
 def _fit(spec: InputDetectorConfig, key: str, inputs: _ReferenceInputs) -> tuple[Any, int]:
     """Build and fit the detector of ``spec``; return it and the width of the rows it reads."""
     try:
@@ -336,7 +322,7 @@ def _fit(spec: InputDetectorConfig, key: str, inputs: _ReferenceInputs) -> tuple
 
 #: Keys of a spec passed on to the detector class, when given.
 _DETECTOR_KEYS = (
-    "batch_size", "bits", "n_levels", "sigma", "n_samples", "seed", "layer",
+    "batch_size", "bits", "n_levels", "sigma", "n_samples", "seed",
     "calibration_fraction", "outputs", "temperature", "bounds",
 )  # fmt: skip
 

@@ -56,7 +56,6 @@ _TAKES: dict[str, frozenset[str]] = {
     "sigma": frozenset({"noise-consistency"}),
     "n_samples": frozenset({"noise-consistency"}),
     "seed": frozenset({"noise-consistency", "mahalanobis", "ensemble"}),
-    "layer": frozenset({"mahalanobis"}),
     "calibration_fraction": frozenset({"mahalanobis", "ensemble"}),
     "outputs": frozenset({"max-softmax"}),
     "temperature": frozenset({"energy"}),
@@ -78,10 +77,11 @@ class InputDetectorConfig(_Section):
     Attributes
     ----------
     type : str, required
-        ``feature-squeezing``, ``noise-consistency``, ``mahalanobis`` (run the model on the
-        events' inputs: need ``model.path``), ``max-softmax``, ``energy`` (read the logits the
-        events carry as outputs: no model needed), or ``ensemble`` (its ``members`` flag
-        together at the rate ``fpr``).
+        ``feature-squeezing``, ``noise-consistency``, ``mahalanobis`` (on the model's
+        logits; these run the model on the events' inputs: need ``model.path``; a hidden
+        layer cannot be read from a TorchScript or ``.pt2`` model), ``max-softmax``,
+        ``energy`` (read the logits the events carry as outputs: no model needed), or
+        ``ensemble`` (its ``members`` flag together at the rate ``fpr``).
     name : str, default per type
         ``squeeze``, ``noise``, ``mahalanobis``, ``max-softmax``, ``energy``, ``ensemble``: the
         flag is ``adversarial:<name>`` or ``outlier:<name>`` by the list it is in; unique
@@ -106,8 +106,6 @@ class InputDetectorConfig(_Section):
         noise-consistency: noisy copies per input, >= 1.
     seed : int, optional
         noise-consistency, mahalanobis, ensemble: seeds noise or the fit/calibration split.
-    layer : str, optional
-        mahalanobis: a module name of the model whose output is the feature (default: logits).
     calibration_fraction : float, optional
         mahalanobis, ensemble: share of the reference held out to calibrate, in (0, 1).
     outputs : {'logits', 'probabilities'}, default 'logits'
@@ -135,7 +133,6 @@ class InputDetectorConfig(_Section):
     sigma: Annotated[_Float | None, Field(gt=0), _Expect("a number > 0")] = None
     n_samples: _PositiveInt | None = None
     seed: _Seed | None = None
-    layer: Annotated[str | None, Field(min_length=1), _Expect("a module name")] = None
     calibration_fraction: _Fraction | None = None
     outputs: Annotated[Literal["logits", "probabilities"] | None, BeforeValidator(_lower)] = None
     temperature: Annotated[_Float | None, Field(gt=0), _Expect("a number > 0")] = None
