@@ -69,13 +69,13 @@ def random_start(x: torch.Tensor, eps: float, norm: str, bounds: Bounds, gen: to
     radius ``eps u^(1/d)``, ``u ~ U[0, 1]`` (uniform in the ball's volume).
     """
     if norm == "linf":
-        d = (torch.rand(x.shape, generator=gen, device=x.device) * 2 - 1) * eps
+        d = torch.empty_like(x).uniform_(-eps, eps, generator=gen)
     else:
         g = torch.randn(x.shape, generator=gen, device=x.device)
         u = torch.rand(x.shape[0], generator=gen, device=x.device)
         r = eps * u.pow(1.0 / x[0].numel()) / lp_norm(g, "l2").clamp_min(1e-12)
         d = g * _per_row(r, g)
-    return clip(x + d, bounds)
+    return clip(d.add_(x), bounds)
 
 
 def ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
@@ -93,16 +93,15 @@ def fooled(z: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> tor
 
 def margin(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``z_y - max_{j != y} z_j``: positive while ``y`` is predicted."""
-    other = z.scatter(1, y[:, None], float("-inf")).amax(1)
-    return z.gather(1, y[:, None])[:, 0] - other
+    col = y.unsqueeze(1)
+    return z.gather(1, col).squeeze(1) - z.scatter(1, col, float("-inf")).amax(1)
 
 
-def _ce(z: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
-    return (
-        F.cross_entropy(z, y, reduction="none")
-        if t is None
-        else -F.cross_entropy(z, t, reduction="none")
-    )
+def _ce(z: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None, reduction: str = "none"):
+    """Cross-entropy to ``y``, or minus the cross-entropy to the target ``t``, to maximise."""
+    if t is None:
+        return F.cross_entropy(z, y, reduction=reduction)
+    return -F.cross_entropy(z, t, reduction=reduction)
 
 
 def _dlr(z: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:

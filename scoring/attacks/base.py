@@ -8,7 +8,6 @@ the attack's core, which works on the model's device through an :class:`Oracle`.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,11 +105,6 @@ class Oracle:
         self.warnings: list[str] = []
         self._gradient_checked = False
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """fp32 logits, without gradient."""
@@ -119,27 +113,42 @@ class Oracle:
         return out.float() if isinstance(out, torch.Tensor) else out
 
     def gradient(self, x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]):
-        """Per-example ``loss(model(x))``, its gradient w.r.t. ``x`` and fp32 logits at ``x``."""
+        """``loss(model(x))``, its gradient w.r.t. ``x`` and fp32 logits at ``x``.
+
+        ``loss`` maps fp32 logits to per-example losses, whose sum is differentiated, or
+        directly to that sum (a scalar: one fused reduction, for attacks that only need the
+        gradient). In fp32 the logits are those of the gradient pass itself.
+        """
+        if not torch.is_grad_enabled():  # called under torch.no_grad()
+            with torch.enable_grad():
+                return self.gradient(x, loss)
         x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            with self._autocast():
+        if self.precision == "bf16":
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
                 z = self.model(x)
-            value = loss(z.float())
-            (grad,) = torch.autograd.grad(value.sum(), x, allow_unused=True)
+        else:
+            z = self.model(x)
+        z = z.float()
+        value = loss(z)
+        total = value.sum() if value.dim() else value
+        (grad,) = torch.autograd.grad(total, x, allow_unused=True)
         n = x.shape[0]
         self.forward_passes += n
         self.backward_passes += n
-        grad = torch.zeros_like(x) if grad is None else grad.detach()
+        grad = torch.zeros_like(x) if grad is None else grad
         if not self._gradient_checked:  # once, at the first (clean or random-start) points
             self._gradient_checked = True
-            if zero := int((grad.flatten(1).abs().amax(1) == 0).sum()):
-                self.warnings.append(
-                    f"{zero} of {n} inputs had an all-zero input gradient (gradient masking or "
-                    "saturated outputs): gradient attacks may overestimate robustness there; "
-                    "add a score-based attack such as 'square'."
-                )
-        z32 = self.logits(x.detach()) if self.precision == "bf16" else z.detach().float()
+            self._check_gradient(grad)
+        z32 = self.logits(x.detach()) if self.precision == "bf16" else z.detach()
         return value.detach(), grad, z32
+
+    def _check_gradient(self, grad: torch.Tensor) -> None:
+        if zero := int((grad.flatten(1).abs().amax(1) == 0).sum()):
+            self.warnings.append(
+                f"{zero} of {grad.shape[0]} inputs had an all-zero input gradient (gradient "
+                "masking or saturated outputs): gradient attacks may overestimate robustness "
+                "there; add a score-based attack such as 'square'."
+            )
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,10 @@ class Problem:
     bounds: Bounds
     generator: torch.Generator
     n_classes: int
+
+
+def _rows(idx: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor | None:
+    return None if v is None else v.index_select(0, idx)
 
 
 def run_attack(
@@ -197,17 +210,21 @@ def run_attack(
             if bool((target == y).any()):
                 raise LabelError("target equals the label for some points; pick other classes.")
         success = fooled(z, y, target)
-        x_adv, queries = x.clone(), torch.zeros(x.shape[0], dtype=torch.int64, device=device)
+        x_adv, queries = x, torch.zeros(x.shape[0], dtype=torch.int64, device=device)
         todo = (~success).nonzero()[:, 0]
         if todo.numel():
             gen = torch.Generator(device=device).manual_seed(seed)
             problem = Problem(oracle, eps or 0.0, norm, bounds, gen, z.shape[1])
-            sub_t = None if target is None else target[todo]
-            xa, ok, q = core(problem, x[todo], y[todo], sub_t)
-            x_adv[todo[ok]] = xa[ok]
-            success[todo] = ok
-            if q is not None:
-                queries[todo] = q
+            every = todo.numel() == x.shape[0]  # the usual case: no gathering, no scattering
+            sub = (x, y, target) if every else [_rows(todo, v) for v in (x, y, target)]
+            xa, ok, q = core(problem, *sub)
+            xa = torch.where(ok.reshape((-1,) + (1,) * (x.dim() - 1)), xa, sub[0])
+            if every:
+                x_adv, success, queries = xa, ok, queries if q is None else q
+            else:
+                x_adv, success = x.index_copy(0, todo, xa), success.index_copy(0, todo, ok)
+                queries = queries if q is None else queries.index_copy(0, todo, q)
+        x_adv = x.clone() if x_adv is x else x_adv  # never the caller's own tensor
     return AttackResult(
         x_adv=x_adv,
         success=success,
