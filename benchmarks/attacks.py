@@ -19,9 +19,11 @@ the best of ``--repeats`` rounds, implementations interleaved within a round (in
 order from round to round), after a warm-up at the batch's shape; rounds stop early once
 ``--max-seconds`` is spent. Prints seconds, ratios
 (ours / peer and ours / floor; below 1 means ours is faster) and the robust accuracy each
-reached, to show they did the same work. Then randomized-smoothing certification, ours
-against ART's ``RandomizedSmoothing.certify`` with the same sigma, n0, n and batch size, in
-seconds per image. Asserts nothing.
+reached, to show they did the same work. On the digits MLP, the Square attack too, ours
+against torchattacks' ``Square`` at an equal query budget per point, in seconds and in
+microseconds per model query (one input row sent forward). Then randomized-smoothing
+certification, ours against ART's ``RandomizedSmoothing.certify`` with the same sigma, n0, n
+and batch size, in seconds per image. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from _peers import (
 )
 
 from scoring import certify
-from scoring.attacks import pgd
+from scoring.attacks import pgd, square
 
 
 @dataclass
@@ -200,6 +202,46 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
         )
 
 
+class Counting(torch.nn.Module):
+    """``model`` that counts the input rows sent through it."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.rows = model, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += x.shape[0]
+        return self.model(x)
+
+
+def square_section(w: Workload, device: torch.device, args) -> None:
+    m, eps, q = w.model, w.eps, args.square_queries
+    x, y = w.x[: args.square_points], w.y[: args.square_points]
+
+    def ours(model: Any = m) -> torch.Tensor:
+        return square(model, x, y, eps=eps, n_queries=q, device=device, seed=0).x_adv
+
+    def theirs(model: Any = m) -> torch.Tensor:  # one query for the stripes, then q - 1
+        return torchattacks_attack("Square", model, x, y, eps=eps, n_queries=q - 1, seed=0)
+
+    timings = [Timing("robustwatch square", ours), Timing("torchattacks Square", theirs)]
+    race(timings, device, args.repeats, args.max_seconds)
+    print(f"\n== {device.type}: Square, {w.name.split(',')[0]}, {x.shape[0]} points")
+    print(
+        f"   L∞ eps {eps:.4g}, {q:,} queries per point at most; best of up to {args.repeats} rounds"
+    )
+    head = f"{'seconds':>9} {'ours ÷ this':>12} {'µs / query':>11} {'robust acc':>11}"
+    print(f"   {'implementation':<30} {head}  work")
+    for t in timings:
+        counted = Counting(m)
+        (ours if t is timings[0] else theirs)(counted)  # untimed: the queries each one made
+        robust = robust_accuracy(m, t.output, y, x, eps)
+        print(
+            f"   {t.label:<30} {t.best:>9.4f} {timings[0].best / t.best:>12.2f} "
+            f"{t.best / counted.rows * 1e6:>11.2f} {robust:>10.1%}  {counted.rows:,} queries"
+        )
+
+
 def certify_section(w: Workload, device: torch.device, args) -> None:
     m, x = w.model, w.x[: args.certify_images]
     n_classes = int(m(x[:1]).shape[1])
@@ -272,6 +314,8 @@ def main() -> None:
         default="auto",
         help="also time precision='bf16' (auto: on GPU only)",
     )
+    parser.add_argument("--square-queries", type=int, default=1000, help="per point")
+    parser.add_argument("--square-points", type=int, default=200)
     parser.add_argument("--sigma", type=float, default=0.25)
     parser.add_argument(
         "--certify-images", type=int, default=None, help="default: 20 on CPU, 100 on CUDA"
@@ -305,6 +349,7 @@ def main() -> None:
             if "mlp" in models:
                 w = digits_mlp(device, args.mlp_points, args.mlp_eps, args.steps)
                 pgd_section(w, device, args.steps, args)
+                square_section(w, device, args)
             if "resnet18" in models:
                 batch = args.resnet_batch or (256 if gpu else 8)
                 w = resnet18(device, batch, args.resnet_eps, args.resnet_alpha)

@@ -56,50 +56,92 @@ def _as_images(x: torch.Tensor) -> torch.Tensor:
     return x[:, None] if x.dim() == 3 else x.reshape(x.shape[0], -1, *x.shape[-2:])
 
 
-def _proposal(p: Problem, xi, xb, frac):
-    """Replace one random window of the current perturbation by ``±eps`` (a sign per
-    channel); redraw, up to 10 times, proposals that would not change the point."""
-    m, c, h, w = xi.shape
-    sh, sw = _window(frac, h, w)
-    dev, gen = xi.device, p.generator
-    x_new, todo = xb.clone(), torch.arange(m, device=dev)
-    for _ in range(10):
-        k = todo.numel()
-        r = torch.randint(0, h - sh + 1, (k, 1), generator=gen, device=dev)
-        q = torch.randint(0, w - sw + 1, (k, 1), generator=gen, device=dev)
-        rows, cols = torch.arange(h, device=dev) - r, torch.arange(w, device=dev) - q
-        in_rows, in_cols = (rows >= 0) & (rows < sh), (cols >= 0) & (cols < sw)
-        mask = in_rows[:, None, :, None] & in_cols[:, None, None, :]
-        signs = torch.randint(0, 2, (k, c, 1, 1), generator=gen, device=dev) * 2.0 - 1
-        delta = torch.where(mask, p.eps * signs, xb[todo] - xi[todo])
-        x_new[todo] = clip(xi[todo] + delta, p.bounds)
-        todo = todo[(x_new[todo] - xb[todo]).flatten(1).abs().amax(1) < 1e-7]
-        if not todo.numel():
-            break
-    return x_new
+def _starts(n: int, side: int, device) -> torch.Tensor:
+    """Row ``r`` is 1 on the cells ``r .. r + side - 1`` of a line of ``n``: (n - side + 1, n)."""
+    cells = torch.arange(n, device=device)
+    first = torch.arange(n - side + 1, device=device)[:, None]
+    return ((cells >= first) & (cells < first + side)).float()
+
+
+def _codes(c: int, device) -> torch.Tensor:
+    """The nonzero subsets of (the first 16 of) ``c`` channels, one per row, as bools."""
+    k = min(c, 16)  # beyond, a proposal leaves a point unchanged with odds 2^-c anyway
+    codes = torch.zeros((2**k - 1, c), dtype=torch.bool, device=device)
+    bits = torch.arange(k, device=device)
+    codes[:, :k] = (torch.arange(1, 2**k, device=device)[:, None] >> bits) & 1
+    return codes
+
+
+def _draw(p: Problem, table: torch.Tensor, m: int) -> torch.Tensor:
+    """``m`` rows of ``table`` drawn uniformly with the attack's generator."""
+    idx = torch.randint(0, table.shape[0], (m,), generator=p.generator, device=table.device)
+    return table.index_select(0, idx)
+
+
+def _proposal(p: Problem, u: torch.Tensor, lines, codes) -> torch.Tensor:
+    """The change ``d`` to the perturbation signs ``u`` (1 for +eps, 0 for -eps): per point,
+    a random window set to a random sign per channel.
+
+    A proposal that would leave a point unchanged (its window already holds those signs)
+    gets, instead, a uniformly drawn other sign vector, as the paper's rejection loop would.
+    """
+    m, c, h, w = u.shape
+    window = _draw(p, lines[0], m).view(m, 1, h, 1) * _draw(p, lines[1], m).view(m, 1, 1, w)
+    signs = torch.randint(0, 2, (m, c, 1, 1), generator=p.generator, device=u.device, dtype=u.dtype)
+    d = (signs - u).mul_(window)
+    same = d.flatten(1).abs().amax(1) == 0
+    flip = (_draw(p, codes, m) & same.unsqueeze(1)).view(m, c, 1, 1)
+    return d.addcmul_(window, (1 - 2 * signs) * flip)
+
+
+def _retire(s: dict, hit: torch.Tensor, out, ok, queries, spent: int) -> bool:
+    """Record the points just broken and drop them from the state; True when none is left."""
+    idx = hit.nonzero()[:, 0]
+    pos = s["pos"].index_select(0, idx)
+    sub = {k: s[k].index_select(0, idx) for k in ("u", "top", "bot")}
+    out.index_copy_(0, pos, torch.lerp(sub["bot"], sub["top"], sub["u"]))
+    ok.index_fill_(0, pos, True)
+    queries.index_fill_(0, pos, spent)
+    keep = (~hit).nonzero()[:, 0]
+    for k, v in s.items():
+        s[k] = None if v is None else v.index_select(0, keep)
+    return not keep.numel()
 
 
 def _core(p: Problem, x, y, t, *, n_queries, p_init):
     xi = _as_images(x)
-    n, c, _, w = xi.shape
-    stripes = torch.randint(0, 2, (n, c, 1, w), generator=p.generator, device=x.device) * 2 - 1
-    xb = clip(xi + p.eps * stripes, p.bounds)  # vertical stripes of ±eps
-    z = p.oracle.logits(xb.reshape(x.shape))
-    best, ok = _loss(z, y, t), fooled(z, y, t)
-    queries = torch.ones(n, dtype=torch.int64, device=x.device)
-    for i in range(1, n_queries):
-        act = (~ok).nonzero()[:, 0]
-        if not act.numel():
+    n, c, h, w = xi.shape
+    gen, dev = p.generator, x.device
+    stripes = torch.randint(0, 2, (n, c, 1, w), generator=gen, device=dev, dtype=x.dtype)
+    s = {  # the points still robust: signs of their perturbation, its two values, labels
+        "pos": torch.arange(n, device=dev),
+        "u": stripes.expand(n, c, h, w).contiguous(),  # vertical stripes of ±eps
+        "top": clip(xi + p.eps, p.bounds),
+        "bot": clip(xi - p.eps, p.bounds),
+        "y": y,
+        "t": t,
+    }
+    out, ok = xi.clone(), torch.zeros(n, dtype=torch.bool, device=dev)
+    queries = torch.full((n,), n_queries, dtype=torch.int64, device=dev)
+    z = p.oracle.logits(torch.lerp(s["bot"], s["top"], s["u"]).reshape(x.shape))
+    s["best"], hit = _loss(z, y, t), fooled(z, y, t)
+    codes, size, lines = _codes(c, dev), None, None
+    for i in range(1, n_queries + 1):  # i queries spent on each point left
+        if bool(hit.any()) and _retire(s, hit, out, ok, queries, i):
             break
-        t_act = None if t is None else t[act]
-        x_new = _proposal(p, xi[act], xb[act], p_schedule(p_init, i, n_queries))
-        z = p.oracle.logits(x_new.reshape((-1, *x.shape[1:])))
-        queries[act] += 1
-        loss, hit = _loss(z, y[act], t_act), fooled(z, y[act], t_act)
-        keep = (loss < best[act]) | hit
-        idx = act[keep]
-        xb[idx], best[idx], ok[idx] = x_new[keep], loss[keep], hit[keep]
-    return xb.reshape(x.shape), ok, queries
+        if i == n_queries:
+            break
+        if size != (new := _window(p_schedule(p_init, i, n_queries), h, w)):
+            size, lines = new, (_starts(h, new[0], dev), _starts(w, new[1], dev))
+        d = _proposal(p, s["u"], lines, codes)
+        # lerp is exact at weights 0 and 1: the values stay within the ball and the bounds
+        z = p.oracle.logits(torch.lerp(s["bot"], s["top"], s["u"] + d).reshape(-1, *x.shape[1:]))
+        loss, hit = _loss(z, s["y"], s["t"]), fooled(z, s["y"], s["t"])
+        s["u"].addcmul_(d, ((loss < s["best"]) | hit).to(d.dtype).view(-1, 1, 1, 1))
+        s["best"] = torch.minimum(s["best"], loss)
+    if s["pos"].numel():
+        out.index_copy_(0, s["pos"], torch.lerp(s["bot"], s["top"], s["u"]))
+    return out.reshape(x.shape), ok, queries
 
 
 def square(
