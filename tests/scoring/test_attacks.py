@@ -110,6 +110,15 @@ def test_pgd_keeps_the_first_fooling_iterate_not_the_last(standard_model, small)
         assert torch.equal(standard_model(r.x_adv).argmax(1) != y, r.success)
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_pgd_at_eps_zero_breaks_only_what_the_clean_model_gets_wrong(standard_model, small, norm):
+    x, y = small
+    r = pgd(standard_model, x, y, norm=norm, eps=0.0, steps=5, seed=0)
+    with torch.no_grad():
+        wrong = standard_model(x).argmax(1) != y
+    assert torch.equal(r.x_adv, x) and torch.equal(r.success, wrong)
+
+
 def test_apgd_checkpoints_follow_the_paper():
     assert checkpoints(100) == (22, 41, 57, 70, 80, 87, 93, 99)
     assert checkpoints(10) == (3, 5, 6, 7, 8, 9, 10)
