@@ -64,19 +64,24 @@ _SUM_TOLERANCE = 1e-3
 
 @dataclass(frozen=True)
 class Reference:
-    """Reference data read from ``reference.path``: inputs, and outputs when the file has them.
+    """Reference data read from ``reference.path``: inputs, and outputs and labels when the
+    file has them.
 
-    ``x`` has shape (n, n_features) and ``outputs`` (n, n_outputs) or is None.
+    ``x`` has shape (n, n_features), flattened; ``row_shape`` is the shape of one input as
+    stored; ``outputs`` (n, n_outputs) and ``y`` (n,) integer labels, or None.
     """
 
     x: np.ndarray
     outputs: np.ndarray | None
     path: Path
+    row_shape: tuple[int, ...] = ()
+    y: np.ndarray | None = None
 
 
 def read_reference(path: Path) -> Reference:
-    """Read ``.npy`` (inputs) or ``.npz`` (``x``, optional ``outputs``) without unpickling."""
-    outputs = None
+    """Read ``.npy`` (inputs) or ``.npz`` (``x``, optional ``outputs`` and ``y``) without
+    unpickling."""
+    outputs = y = None
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
@@ -85,6 +90,8 @@ def read_reference(path: Path) -> Reference:
                 x = data["x"]
                 if "outputs" in data:
                     outputs = data["outputs"]
+                if "y" in data:
+                    y = data["y"].astype(np.int64)
         else:
             x = np.load(path, allow_pickle=False)
         x = np.asarray(x, dtype=np.float64)
@@ -92,6 +99,7 @@ def read_reference(path: Path) -> Reference:
             outputs = np.asarray(outputs, dtype=np.float64)
     except (OSError, ValueError, TypeError) as exc:
         raise StartupError(f"cannot read the reference file {path}: {exc}") from exc
+    row_shape = tuple(x.shape[1:]) or (1,)
     x = x.reshape(len(x), -1)
     if outputs is not None:
         if len(outputs) != len(x):
@@ -100,7 +108,7 @@ def read_reference(path: Path) -> Reference:
                 "'outputs'; they must pair up"
             )
         outputs = outputs.reshape(len(outputs), -1)
-    return Reference(x, outputs, path)
+    return Reference(x, outputs, path, row_shape, y)
 
 
 def _preprocess(spec: DriftConfig) -> RandomProjection | UntrainedEncoder | None:

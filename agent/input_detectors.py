@@ -247,26 +247,24 @@ class _ReferenceInputs:
     the model's outputs on it (the reference's own ``outputs`` when it has them), and the
     model."""
 
-    def __init__(self, config: AgentConfig, reference: Reference, x: np.ndarray, y: Any):
+    def __init__(self, config: AgentConfig, reference: Reference, x: np.ndarray):
         self.config = config
         self.reference = reference
         self.x = x
-        self.y = y
         self._model: torch.nn.Module | None = None
 
     @classmethod
     def read(cls, config: AgentConfig) -> _ReferenceInputs:
         path = Path(config.reference.path)
         reference = read_reference(path)
-        row_shape, y = _shape_and_labels(path)
-        shape = config.model.input_shape or row_shape
+        shape = config.model.input_shape or reference.row_shape
         if math.prod(shape) != reference.x.shape[1]:
             raise StartupError(
                 f"model.input_shape {list(shape)} holds {math.prod(shape)} values, but the rows "
                 f"of the reference {path} have {reference.x.shape[1]}"
             )
         x = reference.x.reshape(len(reference.x), *shape).astype(np.float32)
-        return cls(config, reference, x, y)
+        return cls(config, reference, x)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -292,15 +290,6 @@ class _ReferenceInputs:
         return np.concatenate(batches).reshape(len(self.x), -1).astype(np.float64)
 
 
-def _shape_and_labels(path: Path) -> tuple[tuple[int, ...], np.ndarray | None]:
-    """The shape of one reference input as stored, and the labels ``y`` of an ``.npz``."""
-    if path.suffix != ".npz":
-        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape[1:]) or (1,), None
-    with np.load(path, allow_pickle=False) as data:
-        y = data["y"].astype(np.int64) if "y" in data else None
-        return tuple(data["x"].shape[1:]) or (1,), y
-
-
 def _fit(spec: InputDetectorConfig, key: str, inputs: _ReferenceInputs) -> tuple[Any, int]:
     """Build and fit the detector of ``spec``; return it and the width of the rows it reads."""
     try:
@@ -310,7 +299,7 @@ def _fit(spec: InputDetectorConfig, key: str, inputs: _ReferenceInputs) -> tuple
     if spec.reads == "outputs":
         data, y = inputs.outputs(key, spec.name), None
     else:
-        data, y = inputs.x, inputs.y
+        data, y = inputs.x, inputs.reference.y
     try:
         detector.fit(data, y)
     except Exception as exc:
