@@ -10,7 +10,7 @@ and settings.
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -376,16 +376,20 @@ def _combination_issues(spec: DriftConfig) -> list[_Issue]:
 
 
 def _unique_names(specs: tuple[DriftConfig, ...]) -> tuple[DriftConfig, ...]:
-    first: dict[str, int] = {}
+    keyed = [(str(i), spec.name) for i, spec in enumerate(specs)]
+    _refuse_duplicate_names(keyed, "detectors.drift.", "its flag is drift:<name>")
+    return specs
+
+
+def _refuse_duplicate_names(keyed: Iterable[tuple[str, str]], where: str, why: str) -> None:
+    """Raise one issue per item whose name an earlier one has; ``keyed`` holds (key below the
+    validator's location, name), and ``where`` + key is an item's full key path."""
+    first: dict[str, str] = {}
     issues = []
-    for i, spec in enumerate(specs):
-        if spec.name in first:
-            message = (
-                f"duplicate of detectors.drift.{first[spec.name]}'s name: give each detector "
-                "its own name (its flag is drift:<name>)"
-            )
-            issues.append(_Issue(f"{i}.name", message, spec.name))
-        first.setdefault(spec.name, i)
+    for key, name in keyed:
+        if name in first:
+            message = f"duplicate of {where}{first[name]}'s name: give each its own name ({why})"
+            issues.append(_Issue(f"{key}.name", message, name))
+        first.setdefault(name, key)
     if issues:
         raise _problems(*issues)
-    return specs

@@ -19,7 +19,7 @@ from agent.config._fields import (
     _reference_file,
     _Text,
 )
-from agent.config.drift_config import DriftConfig, _unique_names
+from agent.config.drift_config import DriftConfig, _refuse_duplicate_names, _unique_names
 from agent.config.input_detector_config import InputDetectorConfig, StatefulConfig
 from agent.config.kafka_config import KafkaConfig
 
@@ -122,20 +122,12 @@ class DetectorsConfig(_Section):
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> "DetectorsConfig":
-        first: dict[str, str] = {}
-        issues = []
-        for family in ("adversarial", "outlier"):
-            for i, spec in enumerate(getattr(self, family)):
-                key = f"{family}.{i}"
-                if spec.name in first:
-                    message = (
-                        f"duplicate of detectors.{first[spec.name]}'s name: give each "
-                        "per-input detector its own name (its metrics' detector label)"
-                    )
-                    issues.append(_Issue(f"{key}.name", message, spec.name))
-                first.setdefault(spec.name, key)
-        if issues:
-            raise _problems(*issues)
+        keyed = [
+            (f"{family}.{i}", spec.name)
+            for family in ("adversarial", "outlier")
+            for i, spec in enumerate(getattr(self, family))
+        ]
+        _refuse_duplicate_names(keyed, "detectors.", "the name is its metrics' detector label")
         return self
 
     @property
