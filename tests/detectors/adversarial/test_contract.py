@@ -19,7 +19,7 @@ from detectors.adversarial import (
     NoiseConsistency,
 )
 from detectors.exceptions import DataError, NotFittedError, ParameterError
-from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax
+from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax, OnModelLogits
 
 FPR = 0.05
 DETECTORS = {
@@ -30,6 +30,7 @@ DETECTORS = {
     "mahalanobis-layer": (lambda m: MahalanobisDetector(m, layer="7", fpr=FPR), "images"),
     "squeeze": (lambda m: FeatureSqueezing(m, fpr=FPR, squeezers=["bit-depth"], bits=3), "images"),
     "noise": (lambda m: NoiseConsistency(m, fpr=FPR, seed=1), "images"),
+    "msp-on-model": (lambda m: OnModelLogits(MaxSoftmax(), m, fpr=FPR), "images"),
     "ensemble": (
         lambda m: DetectorEnsemble(
             [FeatureSqueezing(m, squeezers=["bit-depth"], bits=3), NoiseConsistency(m)], fpr=FPR

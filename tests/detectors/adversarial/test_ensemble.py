@@ -5,7 +5,7 @@ import pytest
 
 from detectors.adversarial import DetectorEnsemble, FeatureSqueezing, NoiseConsistency
 from detectors.exceptions import ParameterError
-from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax
+from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax, OnModelLogits
 
 
 def squeeze(model):
@@ -21,6 +21,15 @@ def test_ensemble_detects_cw_l2_far_above_its_false_positive_rate(data, model, c
     false_positives = ens.predict(data.x_test).mean()
     assert detection >= 0.9, f"C&W detection {detection:.3f}"
     assert false_positives <= 0.08
+
+
+def test_the_models_own_confidence_completes_the_ensemble(data, model, cw_examples):
+    """C&W stops just across the boundary: the model is unsure there, which the maximum
+    softmax of its logits sees even where squeezing and noise miss."""
+    members = [squeeze(model), NoiseConsistency(model), OnModelLogits(MaxSoftmax(), model)]
+    ens = DetectorEnsemble(members, fpr=0.05).fit(data.x_ref)
+    assert ens.predict(cw_examples).mean() >= 0.97
+    assert ens.predict(data.x_test).mean() <= 0.08
 
 
 def test_each_member_alone_detects_cw_l2(data, model, cw_examples):

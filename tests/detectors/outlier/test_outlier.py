@@ -5,8 +5,8 @@ import pytest
 import torch
 from scipy import special
 
-from detectors.exceptions import DataError
-from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax
+from detectors.exceptions import DataError, ParameterError
+from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax, OnModelLogits
 
 
 def gaussian_logits(rng, n, shift=3.0):
@@ -88,3 +88,22 @@ def test_mahalanobis_on_a_hidden_layer_flags_noise_images(data, model):
 def test_outputs_detectors_take_no_model():
     with pytest.raises(TypeError):
         MaxSoftmax(model=torch.nn.Identity())
+
+
+def test_on_model_logits_scores_what_the_output_detector_scores_on_the_logits(data, model):
+    with torch.no_grad():
+        ref_logits = model(torch.from_numpy(data.x_ref)).double().numpy()
+        test_logits = model(torch.from_numpy(data.x_test)).double().numpy()
+    for make in (MaxSoftmax, EnergyScore):
+        wrapped = OnModelLogits(make(fpr=0.05), model, fpr=0.05).fit(data.x_ref)
+        alone = make(fpr=0.05).fit(ref_logits)
+        np.testing.assert_allclose(wrapped.score(data.x_test), alone.score(test_logits), rtol=1e-5)
+        assert wrapped.threshold_ == pytest.approx(alone.threshold_, rel=1e-5)
+        assert wrapped.flag == alone.flag
+
+
+def test_on_model_logits_refuses_probabilities_and_non_output_detectors(model):
+    with pytest.raises(ParameterError, match="outputs='logits'"):
+        OnModelLogits(MaxSoftmax(outputs="probabilities"), model)
+    with pytest.raises(ParameterError, match="detector"):
+        OnModelLogits(MahalanobisDetector(), model)
