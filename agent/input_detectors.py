@@ -44,7 +44,7 @@ from detectors.adversarial import (
     QueryVerdicts,
     StatefulQueryDetector,
 )
-from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax
+from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax, OnModelLogits
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +325,10 @@ def _build(spec: InputDetectorConfig, inputs: _ReferenceInputs) -> InputDetector
         return DetectorEnsemble(members, fpr=spec.fpr, **given)
     if spec.type in ("max-softmax", "energy"):
         cls = MaxSoftmax if spec.type == "max-softmax" else EnergyScore
+        batch = {"batch_size": given.pop("batch_size")} if "batch_size" in given else {}
+        if spec.source == "model":
+            shape = inputs.x.shape[1:]
+            return OnModelLogits(cls(**given), inputs.model, spec.fpr, shape, **batch)
         return cls(fpr=spec.fpr, **given)
     cls = {
         "feature-squeezing": FeatureSqueezing,

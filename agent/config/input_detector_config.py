@@ -33,7 +33,8 @@ INPUT_DETECTOR_TYPES = (
 
 #: Types that run the model on the events' inputs (they need ``model.path``).
 MODEL_TYPES = frozenset({"feature-squeezing", "noise-consistency", "mahalanobis"})
-#: Types that read the events' outputs (logits, or probabilities for max-softmax).
+#: Types that read the events' outputs (logits, or probabilities for max-softmax), or with
+#: ``source: model`` the logits the model gives the events' inputs.
 OUTPUT_TYPES = frozenset({"max-softmax", "energy"})
 
 #: Each type's default name: the part of its flag after the family.
@@ -48,7 +49,8 @@ DEFAULT_NAMES = {
 
 #: Which types take each optional key (type, name, enabled and fpr are every type's).
 _TAKES: dict[str, frozenset[str]] = {
-    "batch_size": MODEL_TYPES,
+    "batch_size": MODEL_TYPES | OUTPUT_TYPES,
+    "source": OUTPUT_TYPES,
     "squeezers": frozenset({"feature-squeezing"}),
     "bits": frozenset({"feature-squeezing"}),
     "bounds": frozenset({"feature-squeezing"}),
@@ -80,8 +82,9 @@ class InputDetectorConfig(_Section):
         ``feature-squeezing``, ``noise-consistency``, ``mahalanobis`` (on the model's
         logits; these run the model on the events' inputs: need ``model.path``; a hidden
         layer cannot be read from a TorchScript or ``.pt2`` model), ``max-softmax``,
-        ``energy`` (read the logits the events carry as outputs: no model needed), or
-        ``ensemble`` (its ``members`` flag together at the rate ``fpr``).
+        ``energy`` (read the logits the events carry as outputs, no model needed; or, with
+        ``source: model``, the model's logits on the inputs), or ``ensemble`` (its
+        ``members`` flag together at the rate ``fpr``).
     name : str, default per type
         ``squeeze``, ``noise``, ``mahalanobis``, ``max-softmax``, ``energy``, ``ensemble``: the
         flag is ``adversarial:<name>`` or ``outlier:<name>`` by the list it is in; unique
@@ -91,7 +94,11 @@ class InputDetectorConfig(_Section):
         Target false-positive rate on clean traffic, in (0, 1). Lower than the classes'
         0.05: a monitor flagging one clean event in twenty is ignored within a day.
     batch_size : int, optional
-        Model types: inputs per forward pass.
+        Types that run the model: inputs per forward pass.
+    source : {'outputs', 'model'}, default 'outputs'
+        max-softmax, energy: score the outputs the events carry, or run the model
+        (``model.path``) on their inputs and score its logits. ``model`` lets them join an
+        ensemble with the detectors of inputs.
     squeezers : list of str, optional
         feature-squeezing: ``bit-depth``, ``median-2x2``, ``median-3x3``, ``quantile``.
     bits : int, optional
@@ -135,6 +142,7 @@ class InputDetectorConfig(_Section):
     seed: _Seed | None = None
     calibration_fraction: _Fraction | None = None
     outputs: Annotated[Literal["logits", "probabilities"] | None, BeforeValidator(_lower)] = None
+    source: Annotated[Literal["outputs", "model"] | None, BeforeValidator(_lower)] = None
     temperature: Annotated[_Float | None, Field(gt=0), _Expect("a number > 0")] = None
     members: Annotated[tuple["InputDetectorConfig", ...] | None, Field(min_length=1)] = None
 
@@ -165,7 +173,9 @@ class InputDetectorConfig(_Section):
         """``"outputs"`` for detectors of the events' outputs, else ``"inputs"`` (the model)."""
         if self.type == "ensemble" and self.members:
             return self.members[0].reads
-        return "outputs" if self.type in OUTPUT_TYPES else "inputs"
+        if self.type in OUTPUT_TYPES and self.source != "model":
+            return "outputs"
+        return "inputs"
 
 
 def _combination_issues(spec: InputDetectorConfig) -> list[_Issue]:
@@ -183,6 +193,11 @@ def _combination_issues(spec: InputDetectorConfig) -> list[_Issue]:
                         f"{spec.members[0].reads}: members of one ensemble score the same rows"
                     )
                     issues.append(_Issue(f"members.{i}.type", message, member.type))
+    if spec.type in OUTPUT_TYPES and spec.source != "model" and spec.batch_size is not None:
+        issues.append(_Issue("batch_size", "only with source: model (no model runs here)"))
+    if spec.source == "model" and spec.outputs == "probabilities":
+        message = "source: model scores the model's logits; leave outputs out"
+        issues.append(_Issue("outputs", message, spec.outputs))
     if spec.bounds is not None and not spec.bounds[0] < spec.bounds[1]:
         issues.append(_Issue("bounds", "expected [low, high] with low < high", list(spec.bounds)))
     return issues
