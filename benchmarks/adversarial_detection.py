@@ -29,7 +29,7 @@ Prints, per query attack: the runs, the queries they issued and how many succeed
 runs the stateful detector flagged, and after how many queries (the first flagged query,
 counted from the run's first). Then its false-positive rate on the benign stream. Then, per
 attack and per-input detector (feature squeezing, noise consistency, Mahalanobis, max softmax,
-energy, the squeezing + noise ensemble), on the successful adversarial examples only (the
+energy, the ensemble of squeezing, noise and the max softmax of the model's logits), on the successful adversarial examples only (the
 digit was classified right, its adversarial example is not; their median L2 and L∞
 perturbations are shown): the detection rate at the threshold calibrated for a 5%
 false-positive rate, and the ROC-AUC against the held-out clean digits.
@@ -73,7 +73,7 @@ from detectors.adversarial import (
     NoiseConsistency,
     StatefulQueryDetector,
 )
-from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax
+from detectors.outlier import EnergyScore, MahalanobisDetector, MaxSoftmax, OnModelLogits
 
 SALT = b"benchmark-salt-0123456789"
 DIGITS = {"window_size": 4}  # 64 values per digit: see tests/detectors/adversarial
@@ -280,7 +280,12 @@ def per_input_detectors(model) -> dict[str, tuple[InputDetector, str]]:
         "mahalanobis": (MahalanobisDetector(model), "images"),
         "msp": (MaxSoftmax(), "logits"),
         "energy": (EnergyScore(), "logits"),
-        "ensemble": (DetectorEnsemble([squeeze(), NoiseConsistency(model)]), "images"),
+        "ensemble": (
+            DetectorEnsemble(
+                [squeeze(), NoiseConsistency(model), OnModelLogits(MaxSoftmax(), model)]
+            ),
+            "images",
+        ),
     }
 
 
