@@ -6,6 +6,9 @@ inverted index is a table of buckets, each a ring of the ``BUCKET_SIZE`` most re
 ``(tag, sequence number)`` of the hashes that fall in it, the tag being 16 bits of the hash.
 Every hash of a fingerprint is posted, so the number of a query's hashes found posted by an
 earlier query is the number of hashes they share: no stored fingerprint needs re-reading.
+Every hash is posted twice: as is, for matches with any client's queries, and mapped by a
+secret bijection of its client, for matches with the client's own: those postings spread
+over buckets of the client's own, which other clients' traffic does not flush.
 A posting whose slot has been overwritten since is recognised by its sequence number (more
 than ``capacity`` queries old), and one older than the window by its slot's time. Memory is
 fixed at construction.
@@ -37,6 +40,7 @@ __all__ = ["BUCKET_SIZE", "QueryIndex"]
 BUCKET_SIZE = 32
 CHUNK = 16
 _ROW_BITS = 4  # log2(CHUNK)
+_LOOKUP_BITS = _ROW_BITS + 1  # a chunk's rows, and again for their keyed hashes
 _BUCKET_BITS = 5  # log2(BUCKET_SIZE)
 _BIN_BITS = 14
 
@@ -69,17 +73,20 @@ class QueryIndex:
     --------
     >>> index = QueryIndex(capacity=100, top_k=4, match_threshold=3)
     >>> prints = np.array([[3, 5, 7, 9], [3, 5, 7, 11], [3, 5, 7, 9]], dtype=np.uint32)
+    >>> own = prints * np.array([[3], [3], [5]], dtype=np.uint32)   # keyed by owner: 0, 0, 1
     >>> digests = np.array([100, 101, 100], dtype=np.uint64)   # the third repeats the first
-    >>> index.observe(prints, digests, owners=[0, 0, 1], now=0.0, oldest=-1.0)
+    >>> index.observe(prints, own, digests, owners=[0, 0, 1], now=0.0, oldest=-1.0)
     (array([0, 1, 0]), array([0, 1, 1]))
 
-    The third query, a repeat of the first by another client, counts only the second.
+    The third query, a repeat of the first by another client, counts only the second, and
+    none of its own client's.
     """
 
     def __init__(self, capacity: int, top_k: int, match_threshold: int) -> None:
         self.capacity = capacity
         self.threshold = match_threshold
-        self.n_buckets = max(1024, math.ceil(2 * capacity * top_k / BUCKET_SIZE))
+        # two postings per hash: as is, and keyed by the client
+        self.n_buckets = max(1024, math.ceil(2 * capacity * 2 * top_k / BUCKET_SIZE))
         # np.full writes every page now: no page faults on the query path later
         self.times = np.full(capacity, -np.inf)
         self.owners = np.full(capacity, -1, dtype=np.int64)
@@ -105,6 +112,7 @@ class QueryIndex:
     def observe(
         self,
         prints: np.ndarray,
+        own_prints: np.ndarray,
         digests: np.ndarray,
         owners: Sequence[int],
         now: float,
@@ -112,38 +120,48 @@ class QueryIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """For each query, in order, count the distinct queries (by ``digests``, of the
         inputs) stored since ``oldest`` or earlier in the batch whose fingerprints share at
-        least ``match_threshold`` hashes with its own, from its owner and from anyone,
-        repeats of itself excluded; then store the batch. Returns the two counts.
+        least ``match_threshold`` hashes with its own, repeats of itself excluded: from its
+        owner, and from anyone; then store the batch. Returns the two counts.
 
-        Fingerprints with fewer than ``match_threshold`` hashes match nothing and are not
-        stored.
+        ``own_prints`` are ``prints`` mapped by a bijection of their owner, so that the
+        owner count reads postings that no other owner's traffic can flush. Fingerprints
+        with fewer than ``match_threshold`` hashes match nothing and are not stored.
         """
         owners = np.asarray(owners, dtype=np.int64)
         n, k = prints.shape
         valid = np.count_nonzero(prints, axis=1) >= self.threshold
+        both = np.concatenate([prints, own_prints], axis=1)
         # a fingerprint's hashes are its nonzero entries (zeros pad it in front)
-        found = np.flatnonzero((prints != 0) & valid[:, None])
-        post = _Postings(found // k, prints.reshape(-1)[found], valid, self)
-        rows, cand_digest, cand_owner = [], [], []
+        found = np.flatnonzero((both != 0) & valid[:, None])
+        keyed = (found % (2 * k) >= k).astype(np.intp)
+        post = _Postings(found // (2 * k), both.reshape(-1)[found], valid, self)
+        rows, found_digest, found_owner = [], [], []
         for c in range(post.chunks):
             lo, hi = post.bounds[c], post.bounds[c + 1]
-            local = post.row[lo:hi] & (CHUNK - 1)
+            # rows of the chunk, 16 more for its keyed hashes: its own lookups
+            local = post.row[lo:hi] & (CHUNK - 1) | keyed[lo:hi] << _ROW_BITS
             row, slot = self._lookup(local, post.bucket[lo:hi], post.tag[lo:hi], oldest)
-            rows.append(row + c * CHUNK)
-            cand_digest.append(self.digests[slot])
-            cand_owner.append(self.owners[slot])
+            rows.append(row + 2 * CHUNK * c)
+            found_digest.append(self.digests[slot])  # before the chunk's stores overwrite it
+            found_owner.append(self.owners[slot])
             self._store(post, c, owners, digests, now)
         self.cursor[post.heads] = (self.cursor[post.heads] + post.sizes) % BUCKET_SIZE
-        later, earlier = _same_chunk_matches(post.row, post.hashes, n, self.threshold)
-        cand_row = np.concatenate([*rows, later])
-        cand_digest = np.concatenate([*cand_digest, digests[earlier]])
-        cand_owner = np.concatenate([*cand_owner, owners[earlier]])
-        other = cand_digest != digests[cand_row]
-        same = other & (cand_owner == owners[cand_row])
-        return (
-            _distinct_per_row(cand_row[same], cand_digest[same], n),
-            _distinct_per_row(cand_row[other], cand_digest[other], n),
-        )
+        plain = keyed == 0
+        later, earlier = _same_chunk_matches(post.row[plain], post.hashes[plain], n, self.threshold)
+        found_row = np.concatenate(rows)
+        own_lookup = (found_row & CHUNK) != 0
+        found_row = (found_row >> _LOOKUP_BITS << _ROW_BITS) | (found_row & (CHUNK - 1))
+        found_digest, found_owner = np.concatenate(found_digest), np.concatenate(found_owner)
+        counts = []
+        for lookup in (own_lookup, ~own_lookup):
+            cand_row = np.concatenate([found_row[lookup], later])
+            cand_digest = np.concatenate([found_digest[lookup], digests[earlier]])
+            cand_owner = np.concatenate([found_owner[lookup], owners[earlier]])
+            keep = cand_digest != digests[cand_row]
+            if not counts:
+                keep &= cand_owner == owners[cand_row]
+            counts.append(_distinct_per_row(cand_row[keep], cand_digest[keep], n))
+        return counts[0], counts[1]
 
     def _lookup(self, row, bucket, tag, oldest) -> tuple[np.ndarray, np.ndarray]:
         """(row, slot) of each stored query within the window whose postings show at least
@@ -264,11 +282,11 @@ def _matched(rows: np.ndarray, ids: np.ndarray, threshold: int) -> tuple[np.ndar
     """
     if rows.size < threshold:
         return rows[:0], ids[:0].astype(np.int64)
-    pairs = ids.astype(np.int64) << _ROW_BITS | rows
+    pairs = ids.astype(np.int64) << _LOOKUP_BITS | rows
     if pairs.size > 4 * threshold:
         size = 1 << min(_BIN_BITS, max(10, pairs.size.bit_length()))
         bins = pairs & (size - 1)
         pairs = pairs[np.bincount(bins, minlength=size)[bins] >= threshold]
     pairs, shared = _runs(pairs)
     pairs = pairs[shared >= threshold]
-    return pairs & (CHUNK - 1), pairs >> _ROW_BITS
+    return pairs & (2 * CHUNK - 1), pairs >> _LOOKUP_BITS

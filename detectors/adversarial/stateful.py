@@ -23,6 +23,32 @@ __all__ = ["StatefulQueryDetector"]
 _NAME = "StatefulQueryDetector"
 
 _KEY_DOMAIN = b"robustwatch/stateful-key\x00"
+_CLIENT_KEY_DOMAIN = b"robustwatch/stateful-client-key\x00"
+_U64 = np.uint64
+
+
+def _keyed_by_client(prints: np.ndarray, owners: np.ndarray, key: np.uint64) -> np.ndarray:
+    """Each row's hashes mapped by its client's secret bijection ``h -> (h ^ a) * m`` (mod
+    2^32), ``a`` even and ``m`` odd from a SplitMix64 of the client number and ``key``.
+
+    Hashes are odd, and so stay odd (never the padding 0) and distinct within a row.
+
+    >>> prints = np.array([[0, 3, 5], [0, 3, 5]], dtype=np.uint32)
+    >>> keyed = _keyed_by_client(prints, np.array([0, 1]), np.uint64(7))
+    >>> keyed[:, 0].tolist(), bool((keyed[:, 1:] % 2).all()), bool((keyed[0] != keyed[1]).any())
+    ([0, 0], True, True)
+    """
+    with np.errstate(over="ignore"):
+        z = owners.astype(np.uint64) ^ key
+        z = z + _U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+        z ^= z >> _U64(31)
+        flip = (z & _U64(0xFFFFFFFE)).astype(np.uint32)[:, None]
+        times = ((z >> _U64(32)) | _U64(1)).astype(np.uint32)[:, None]
+        keyed = (prints ^ flip) * times
+    keyed[prints == 0] = 0
+    return keyed
 
 
 class StatefulQueryDetector:
@@ -47,6 +73,14 @@ class StatefulQueryDetector:
     ``client_threshold``; its queries carry ``query-attack`` from then until ``ttl`` seconds
     after its last such query. The global count, for attacks spread over many clients, is
     reported per query as its own signal, against ``global_threshold``.
+
+    A bucket of the index keeps only the latest postings of its hashes, and the hashes that
+    popular or low-entropy benign inputs share are posted by most queries: they would flush
+    an attacker's older postings within seconds of heavy traffic, and the attacker's own
+    matches would drop below the threshold. So every hash is posted a second time, mapped by
+    a secret bijection of its client (``h -> (h xor a_c) * m_c`` modulo 2^32), and the client
+    count reads those postings: each client's land in buckets of their own, which only its
+    own traffic can flush.
 
     Work is vectorised over a batch: call with the micro-batches the agent consumes rather
     than row by row (a call costs about a hundred array operations, and a few dozen more per
@@ -77,8 +111,11 @@ class StatefulQueryDetector:
     client_threshold : int, default=10
         Distinct earlier inputs of the same client, matched by one query, that flag the
         client. Retries and similar inputs of one client match a few; query attacks tens
-        within their first 50 queries. At most 32: the index keeps the 32 latest postings of
-        a hash, so counts saturate there for a tight cluster of queries.
+        within their first 50 queries. A client that re-sends jittered copies of one input
+        (exact repeats do not count) more often than this looks like a probe, and is
+        flagged: raise the threshold where such traffic is expected. At most 32: the index
+        keeps the 32 latest postings of a hash, so counts saturate there for a tight
+        cluster of queries.
     global_threshold : int, default=25
         Distinct earlier inputs of any client, matched by one query, that raise the global
         signal. Higher, because low-entropy and popular inputs resemble each other across
@@ -173,6 +210,8 @@ class StatefulQueryDetector:
                 f"must be at most top_k={top_k}. Got {match_threshold} instead."
             )
         self._key = hashlib.sha256(_KEY_DOMAIN + read_salt(salt, salt_file)).digest()
+        client_key = hashlib.sha256(_CLIENT_KEY_DOMAIN + self._key).digest()[:8]
+        self._client_key = np.uint64(int.from_bytes(client_key, "little"))
         self.reset()
 
     def get_params(self) -> dict[str, Any]:
@@ -210,8 +249,11 @@ class StatefulQueryDetector:
         clients = check_client_ids(client_ids, rows.shape[0], self.missing_client, _NAME)
         now = time.time() if now is None else float(now)
         prints, digests = self._fingerprinter(rows), self._fingerprinter.digests(rows)
-        owners = self._clients.numbers(clients)
-        n_client, n_global = self._index.observe(prints, digests, owners, now, now - self.ttl)
+        owners = np.asarray(self._clients.numbers(clients), dtype=np.int64)
+        own_prints = _keyed_by_client(prints, owners, self._client_key)
+        n_client, n_global = self._index.observe(
+            prints, own_prints, digests, owners, now, now - self.ttl
+        )
         flagged = np.zeros(rows.shape[0], dtype=bool)
         triggers = (n_client >= self.client_threshold).tolist()
         for i, (client, trigger) in enumerate(zip(clients, triggers, strict=True)):

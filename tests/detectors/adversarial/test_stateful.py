@@ -135,6 +135,27 @@ def test_attacks_are_flagged_early_and_attributed(stream):
     assert snap.seconds_total > 0
 
 
+def test_an_attack_drowned_in_popular_benign_traffic_is_flagged_as_early(data, model):
+    """Thirty benign queries per attack query, drawn from 100 popular digits with natural
+    noise: their shared stroke hashes flood the buckets of a shared index (where this walk
+    was first flagged at its 197th query), but not the attacker's own buckets."""
+    rng = np.random.default_rng(1)
+    popular = data.x_test.reshape(-1, 64)[:100]
+    run = boundary_run(model, data)
+    n_benign = 30 * len(run)
+    benign = popular[rng.integers(0, 100, n_benign)] + rng.normal(0, 0.02, (n_benign, 64))
+    queries = np.clip(benign, 0, 1).astype(np.float32)
+    clients = [f"app-{i}" for i in rng.integers(0, 20, n_benign)]
+    at = np.sort(rng.choice(np.arange(1000, n_benign), len(run), replace=False))
+    queries = np.insert(queries, at, run, axis=0)
+    clients = np.insert(np.array(clients, dtype=object), at, "mallory").tolist()
+    out = replay(StatefulQueryDetector(salt=SALT, **DIGITS), queries, clients, batch=100)
+    is_mallory = np.array(clients) == "mallory"
+    flags = out["flagged"][is_mallory]
+    assert flags.any() and int(np.argmax(flags)) < 50, f"first flag {np.argmax(flags)}"
+    assert out["flagged"][~is_mallory].mean() <= 0.001
+
+
 def test_an_attack_spread_over_many_clients_raises_the_global_signal(benign, data, model):
     run = square_run(model, data)
     sybils = [f"sybil-{j % 60}" for j in range(len(run))]
@@ -275,12 +296,15 @@ def test_index_keeps_the_latest_postings_and_slots():
     prints = np.full((40, 1), 7, dtype=np.uint32)
     digests = np.arange(40, dtype=np.uint64) << np.uint64(8)  # distinct in their top 60 bits
     index = QueryIndex(capacity=1000, top_k=1, match_threshold=1)
-    _, counts = index.observe(prints, digests, [0] * 40, now=0.0, oldest=-1.0)
-    assert counts.tolist() == list(range(40))
-    probe = (prints[:1], np.array([99 << 8], dtype=np.uint64), [0])
+    own = prints * np.uint32(3)  # keyed by the owner: another hash, another bucket
+    own_counts, counts = index.observe(prints, own, digests, [0] * 40, now=0.0, oldest=-1.0)
+    assert counts.tolist() == own_counts.tolist() == list(range(40))
+    probe = (prints[:1], own[:1], np.array([99 << 8], dtype=np.uint64), [0])
     assert index.observe(*probe, now=1.0, oldest=-1.0)[1].tolist() == [32]  # bucket ring
     small = QueryIndex(capacity=10, top_k=1, match_threshold=1)
-    small.observe(prints, digests, [0] * 40, now=0.0, oldest=-1.0)
+    small.observe(prints, own, digests, [0] * 40, now=0.0, oldest=-1.0)
     assert small.observe(*probe, now=1.0, oldest=-1.0)[1].tolist() == [10]  # slot ring
-    later = (prints[:1], np.array([100 << 8], dtype=np.uint64), [0])
+    later = (prints[:1], own[:1], np.array([100 << 8], dtype=np.uint64), [0])
     assert small.observe(*later, now=5.0, oldest=0.5)[1].tolist() == [1]  # time window
+    stranger = (prints[:1], prints[:1] * np.uint32(5), np.array([101 << 8], np.uint64), [1])
+    assert small.observe(*stranger, now=5.0, oldest=0.5) == (0, 2)  # own: none of client 0's
