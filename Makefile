@@ -68,5 +68,6 @@ bench-attacks: $(PEERS_STAMP)
 bench-drift: $(PEERS_STAMP)
 	$(PEERS)/bin/python benchmarks/drift.py
 
-bench-adversarial: $(PEERS_STAMP)
-	$(PEERS)/bin/python benchmarks/adversarial_detection.py
+bench-adversarial: $(PEERS_STAMP) $(STAMP)
+	$(PEERS)/bin/python benchmarks/adversarial_detection.py --skip-cost
+	$(VENV)/bin/python benchmarks/adversarial_detection.py --skip-attacks
