@@ -126,7 +126,8 @@ class StatefulQueryDetector:
     max_fingerprints : int, default=100_000
         Fingerprints kept (a ring: the oldest is evicted first), allocated and written up
         front, so that no page fault lands on the query path. The index takes about
-        ``13 * top_k`` bytes per fingerprint: 65 MB with the defaults.
+        ``26 * top_k`` bytes per fingerprint (every hash is posted twice, see above): 130 MB
+        with the defaults.
     max_clients : int, default=100_000
         Clients with state; the least recently seen is forgotten first.
     missing_client : {"pool", "error"}, default="pool"
