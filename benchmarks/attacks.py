@@ -10,7 +10,10 @@ size and random-start rule for all) are attacked by
 
 * robustwatch: ``scoring.attacks.pgd`` (fp32; bf16 autocast too, on GPU only by default);
 * torchattacks ``PGD``; ART ``ProjectedGradientDescent`` on a ``PyTorchClassifier``;
-* plain torch, the floor: ``steps`` x (forward + backward) and the projection, nothing else.
+* plain torch, the floor: ``steps`` x (forward + backward) and the projection, nothing else;
+* torchattacks ``PGD``, scored: with the two forward passes our ``pgd`` runs besides its
+  steps (on the clean points, to validate the outputs and find the points already wrong;
+  and on the last iterate, to tell which points it broke), for like-for-like answers.
 
 Models: the digits MLP of the parity tests (trained here in seconds; its timings are mostly
 per-step overhead), and a CIFAR-sized ResNet-18 with random weights on random 32x32 images
@@ -168,6 +171,18 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
             Timing("robustwatch pgd, bf16", ours("bf16")),
             Timing("plain torch (floor), bf16", floor_bf16),
         ]
+
+    def torchattacks_scored() -> torch.Tensor:
+        """What our pgd returns besides the points: which were right, which it broke."""
+        with torch.no_grad():
+            right = m(x).argmax(1) == y
+        x_adv = torchattacks_attack("PGD", m, x, y, eps=eps, alpha=alpha, steps=steps)
+        with torch.no_grad():
+            _ = right & (m(x_adv).argmax(1) != y)
+        return x_adv
+
+    scored = Timing("torchattacks PGD, scored", torchattacks_scored)
+    timings.append(scored)
     plain_pgd(m, x, y, eps=eps, alpha=alpha, steps=1)  # warm-up at the batch's shape
     race(timings, device, args.repeats, args.max_seconds)
     n = x.shape[0]
@@ -179,6 +194,7 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
         t.passes = f"{steps * n:,} fwd+bwd rows"
     if use_bf16:
         timings[5].passes = timings[3].passes
+    scored.passes = f"{steps * n:,} fwd+bwd + {2 * n:,} fwd rows"
 
     print(f"\n== {device.type}: {w.name}")
     print(
@@ -195,6 +211,11 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
         f"{ours_fp32 / t.best:.2f} of {t.label.split(' (')[0]}" for t in timings[1:4]
     )
     print(f"   ours (fp32) time as a fraction of: {ratios}")
+    print(
+        f"   ... and of torchattacks PGD, scored: {ours_fp32 / scored.best:.2f} (its PGD, then "
+        "a forward pass on the clean points and one on its output: the two that our pgd runs "
+        "to tell which points were right and which it broke, and to validate the outputs)"
+    )
     if use_bf16:
         print(
             f"   ours bf16 / ours fp32: {timings[4].best / ours_fp32:.2f}; "
