@@ -1,7 +1,9 @@
 """Client bookkeeping for the stateful detector: ids checked, numbered, flagged, forgotten.
 
 Client ids never leave this module except as the small integers that the index stores, and
-never appear in a snapshot. At most ``max_clients`` are remembered: the least recently seen
+never appear in a snapshot. Each client number also keys a secret bijection of hashes
+(:func:`keyed_by_client`), under which the index posts the client's fingerprints a second
+time. At most ``max_clients`` are remembered: the least recently seen
 is forgotten first, with its flag. Id-less queries share one pool client, ``None``.
 """
 
@@ -10,9 +12,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+import numpy as np
+
 from detectors.exceptions import DataError, MissingClientError
 
-__all__ = ["Clients", "check_client_ids"]
+__all__ = ["Clients", "check_client_ids", "keyed_by_client"]
 
 
 def check_client_ids(client_ids: Any, n: int, missing: str, caller: str) -> list[str | None]:
@@ -87,3 +91,30 @@ class Clients:
         for client in [c for c, until in self._flagged_until.items() if until <= now]:
             del self._flagged_until[client]
         return len(self._flagged_until)
+
+
+_U64 = np.uint64
+
+
+def keyed_by_client(prints: np.ndarray, owners: np.ndarray, key: np.uint64) -> np.ndarray:
+    """Each row's hashes mapped by its client's secret bijection ``h -> (h ^ a) * m`` (mod
+    2^32), ``a`` even and ``m`` odd from a SplitMix64 of the client number and ``key``.
+
+    Hashes are odd, and so stay odd (never the padding 0) and distinct within a row.
+
+    >>> prints = np.array([[0, 3, 5], [0, 3, 5]], dtype=np.uint32)
+    >>> keyed = keyed_by_client(prints, np.array([0, 1]), np.uint64(7))
+    >>> keyed[:, 0].tolist(), bool((keyed[:, 1:] % 2).all()), bool((keyed[0] != keyed[1]).any())
+    ([0, 0], True, True)
+    """
+    with np.errstate(over="ignore"):
+        z = owners.astype(np.uint64) ^ key
+        z = z + _U64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+        z ^= z >> _U64(31)
+        flip = (z & _U64(0xFFFFFFFE)).astype(np.uint32)[:, None]
+        times = ((z >> _U64(32)) | _U64(1)).astype(np.uint32)[:, None]
+        keyed = (prints ^ flip) * times
+    keyed[prints == 0] = 0
+    return keyed

@@ -35,26 +35,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from detectors.adversarial._match_counting import (
+    CHUNK,
+    LOOKUP_BITS,
+    ROW_BITS,
+    distinct_per_row,
+    matched,
+    same_chunk_matches,
+)
+
 __all__ = ["BUCKET_SIZE", "QueryIndex"]
 
 BUCKET_SIZE = 32
-CHUNK = 16
-_ROW_BITS = 4  # log2(CHUNK)
-_LOOKUP_BITS = _ROW_BITS + 1  # a chunk's rows, and again for their keyed hashes
 _BUCKET_BITS = 5  # log2(BUCKET_SIZE)
-_BIN_BITS = 14
 
 
 def _tag(hashes: np.ndarray) -> np.ndarray:
     """The 16-bit tag a posting keeps of its hash: the top bits (never 0, the empty tag)."""
     return (hashes >> np.uint32(16)).astype(np.uint16) | np.uint16(1)
-
-
-def _runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of ``codes`` (sorted) and how often each occurs."""
-    codes = np.sort(codes)
-    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))[: codes.size]
-    return codes[starts], np.diff(np.append(starts, codes.size))
 
 
 class QueryIndex:
@@ -139,7 +137,7 @@ class QueryIndex:
         for c in range(post.chunks):
             lo, hi = post.bounds[c], post.bounds[c + 1]
             # rows of the chunk, 16 more for its keyed hashes: its own lookups
-            local = post.row[lo:hi] & (CHUNK - 1) | keyed[lo:hi] << _ROW_BITS
+            local = post.row[lo:hi] & (CHUNK - 1) | keyed[lo:hi] << ROW_BITS
             row, slot = self._lookup(local, post.bucket[lo:hi], post.tag[lo:hi], oldest)
             rows.append(row + 2 * CHUNK * c)
             found_digest.append(self.digests[slot])  # before the chunk's stores overwrite it
@@ -147,10 +145,10 @@ class QueryIndex:
             self._store(post, c, owners, digests, now)
         self.cursor[post.heads] = (self.cursor[post.heads] + post.sizes) % BUCKET_SIZE
         plain = keyed == 0
-        later, earlier = _same_chunk_matches(post.row[plain], post.hashes[plain], n, self.threshold)
+        later, earlier = same_chunk_matches(post.row[plain], post.hashes[plain], n, self.threshold)
         found_row = np.concatenate(rows)
         own_lookup = (found_row & CHUNK) != 0
-        found_row = (found_row >> _LOOKUP_BITS << _ROW_BITS) | (found_row & (CHUNK - 1))
+        found_row = (found_row >> LOOKUP_BITS << ROW_BITS) | (found_row & (CHUNK - 1))
         found_digest, found_owner = np.concatenate(found_digest), np.concatenate(found_owner)
         counts = []
         for lookup in (own_lookup, ~own_lookup):
@@ -160,7 +158,7 @@ class QueryIndex:
             keep = cand_digest != digests[cand_row]
             if not counts:
                 keep &= cand_owner == owners[cand_row]
-            counts.append(_distinct_per_row(cand_row[keep], cand_digest[keep], n))
+            counts.append(distinct_per_row(cand_row[keep], cand_digest[keep], n))
         return counts[0], counts[1]
 
     def _lookup(self, row, bucket, tag, oldest) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +169,7 @@ class QueryIndex:
         at = hit >> _BUCKET_BITS
         # postings of hit ``at * 32 + place`` at ``at * 48 + 16 + place`` of the uint32 rows
         posted = found.view(np.uint32).reshape(-1)[hit + (at << 4) + BUCKET_SIZE // 2]
-        rows, posted = _matched(row[at], posted, self.threshold)
+        rows, posted = matched(row[at], posted, self.threshold)
         if not rows.size:
             return rows, rows
         age = (np.uint32(self.stored % 2**32) - posted.astype(np.uint32)).astype(np.int64)
@@ -223,7 +221,7 @@ class _Postings:
         rank[order] = np.arange(row.size) - begin
         write = slice(None)
         if row.size and self.sizes.max() > BUCKET_SIZE:  # a chunk may overwrite its own
-            by_chunk = ordered * self.chunks + (row >> _ROW_BITS)[order]
+            by_chunk = ordered * self.chunks + (row >> ROW_BITS)[order]
             through = np.empty_like(order)  # postings to the bucket up to this chunk
             through[order] = np.searchsorted(by_chunk, by_chunk + 1) - begin
             write = rank >= through - BUCKET_SIZE
@@ -231,62 +229,3 @@ class _Postings:
         self.write_place = (index.cursor[self.write_bucket] + rank[write]) % BUCKET_SIZE
         self.write = np.stack([self.tag[write], sequence[write]]).astype(np.uint32)
         self.write_bounds = np.searchsorted(row[write], starts)
-
-
-def _same_chunk_matches(row, hashes, n, threshold) -> tuple[np.ndarray, np.ndarray]:
-    """(row j, row i) for each pair of rows i < j of the same chunk that share at least
-    ``threshold`` hashes (a row's hashes are distinct)."""
-    if n == 1:
-        return row[:0], row[:0]
-    # one sort of (chunk, hash, row in chunk): equal hashes of a chunk together, in row order
-    keys = np.sort(
-        (row >> _ROW_BITS).astype(np.uint64) << np.uint64(36)
-        | hashes.astype(np.uint64) << np.uint64(_ROW_BITS)
-        | (row & (CHUNK - 1)).astype(np.uint64)
-    )
-    group = keys >> np.uint64(_ROW_BITS)
-    first = np.ones(keys.size, dtype=bool)
-    first[1:] = group[1:] != group[:-1]
-    begin = np.maximum.accumulate(np.where(first, np.arange(keys.size), 0))
-    n_earlier = np.arange(keys.size) - begin  # earlier rows with the hash, for each in order
-    later = np.repeat(np.arange(keys.size), n_earlier)
-    offset = np.arange(later.size) - np.repeat(np.cumsum(n_earlier) - n_earlier, n_earlier)
-    earlier = np.repeat(begin, n_earlier) + offset
-    local = (keys & np.uint64(CHUNK - 1)).astype(np.intp)
-    chunk_row = (keys >> np.uint64(36)).astype(np.intp) * CHUNK
-    pair = (chunk_row + local)[later] * CHUNK + local[earlier]
-    shared = np.flatnonzero(np.bincount(pair, minlength=n * CHUNK) >= threshold)
-    j = shared // CHUNK
-    return j, j - (j & (CHUNK - 1)) + (shared & (CHUNK - 1))
-
-
-def _distinct_per_row(rows: np.ndarray, digests: np.ndarray, n: int) -> np.ndarray:
-    """Distinct digests of each row (compared on their top 60 bits)."""
-    if not rows.size:
-        return np.zeros(n, dtype=np.int64)
-    top = digests >> np.uint64(4)
-    order = np.lexsort((top, rows))
-    rows, top = rows[order], top[order]
-    first = np.ones(rows.size, dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (top[1:] != top[:-1])
-    return np.bincount(rows[first], minlength=n)
-
-
-def _matched(rows: np.ndarray, ids: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (row, id) pairs that occur at least ``threshold`` times: one occurrence per
-    shared hash.
-
-    Counted by sorting, after a pass that keeps only the pairs whose bin (of ``2**_BIN_BITS``,
-    by the low bits of the pair) holds ``threshold`` occurrences: a superset of the answer,
-    found without sorting the thousands of postings of popular hashes.
-    """
-    if rows.size < threshold:
-        return rows[:0], ids[:0].astype(np.int64)
-    pairs = ids.astype(np.int64) << _LOOKUP_BITS | rows
-    if pairs.size > 4 * threshold:
-        size = 1 << min(_BIN_BITS, max(10, pairs.size.bit_length()))
-        bins = pairs & (size - 1)
-        pairs = pairs[np.bincount(bins, minlength=size)[bins] >= threshold]
-    pairs, shared = _runs(pairs)
-    pairs = pairs[shared >= threshold]
-    return pairs & (2 * CHUNK - 1), pairs >> _LOOKUP_BITS

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from detectors._validation import Constraint, Interval, Options, check_rows, validate_params
-from detectors.adversarial._clients import Clients, check_client_ids
+from detectors.adversarial._clients import Clients, check_client_ids, keyed_by_client
 from detectors.adversarial._fingerprint import Fingerprinter, read_salt
 from detectors.adversarial._query_index import BUCKET_SIZE, QueryIndex
 from detectors.adversarial.query_results import QueryVerdicts, StatefulSnapshot
@@ -24,31 +24,6 @@ _NAME = "StatefulQueryDetector"
 
 _KEY_DOMAIN = b"robustwatch/stateful-key\x00"
 _CLIENT_KEY_DOMAIN = b"robustwatch/stateful-client-key\x00"
-_U64 = np.uint64
-
-
-def _keyed_by_client(prints: np.ndarray, owners: np.ndarray, key: np.uint64) -> np.ndarray:
-    """Each row's hashes mapped by its client's secret bijection ``h -> (h ^ a) * m`` (mod
-    2^32), ``a`` even and ``m`` odd from a SplitMix64 of the client number and ``key``.
-
-    Hashes are odd, and so stay odd (never the padding 0) and distinct within a row.
-
-    >>> prints = np.array([[0, 3, 5], [0, 3, 5]], dtype=np.uint32)
-    >>> keyed = _keyed_by_client(prints, np.array([0, 1]), np.uint64(7))
-    >>> keyed[:, 0].tolist(), bool((keyed[:, 1:] % 2).all()), bool((keyed[0] != keyed[1]).any())
-    ([0, 0], True, True)
-    """
-    with np.errstate(over="ignore"):
-        z = owners.astype(np.uint64) ^ key
-        z = z + _U64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
-        z ^= z >> _U64(31)
-        flip = (z & _U64(0xFFFFFFFE)).astype(np.uint32)[:, None]
-        times = ((z >> _U64(32)) | _U64(1)).astype(np.uint32)[:, None]
-        keyed = (prints ^ flip) * times
-    keyed[prints == 0] = 0
-    return keyed
 
 
 class StatefulQueryDetector:
@@ -251,7 +226,7 @@ class StatefulQueryDetector:
         now = time.time() if now is None else float(now)
         prints, digests = self._fingerprinter(rows), self._fingerprinter.digests(rows)
         owners = np.asarray(self._clients.numbers(clients), dtype=np.int64)
-        own_prints = _keyed_by_client(prints, owners, self._client_key)
+        own_prints = keyed_by_client(prints, owners, self._client_key)
         n_client, n_global = self._index.observe(
             prints, own_prints, digests, owners, now, now - self.ttl
         )
