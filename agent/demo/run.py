@@ -177,7 +177,11 @@ def run_demo(duration: float | None, rate: float, metrics_port: int, stop: threa
                 },
                 "reference": {"path": str(reference)},
                 "detectors": {
-                    "drift": {"window": 200, "p_val": 0.01},
+                    # Clean traffic resamples 225 held-out digits, a pool whose own deviation
+                    # from the population the test cannot know of, and the window is tested
+                    # again every batch: at 0.01 a clean window now and then fails (p ~ 0.008).
+                    # Drifted windows score p < 1e-30.
+                    "drift": {"window": 200, "p_val": 0.001},
                     "adversarial": [squeezing],
                     "outlier": [{"type": "max-softmax", "outputs": "probabilities"}],
                     "stateful": {
