@@ -3,12 +3,15 @@
 Client ids never leave this module except as the small integers that the index stores, and
 never appear in a snapshot. Each client number also keys a secret bijection of hashes
 (:func:`keyed_by_client`), under which the index posts the client's fingerprints a second
-time. At most ``max_clients`` are remembered: the least recently seen
-is forgotten first, with its flag. Id-less queries share one pool client, ``None``.
+time. At most ``max_clients`` are remembered: the least recently seen is forgotten first, with
+its flag. Id-less queries share one pool client, ``None``. A saved state holds keyed digests
+of the ids, never the ids.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import OrderedDict
 from typing import Any
 
@@ -45,22 +48,33 @@ def check_client_ids(client_ids: Any, n: int, missing: str, caller: str) -> list
 class Clients:
     """Numbers and flags of the clients seen recently.
 
+    ``id_key`` keys the digests under which :meth:`export` writes the clients down: a saved
+    state holds no client id. Clients read back by :meth:`restore` take their number and
+    flag again when they next show up.
+
     >>> clients = Clients(max_clients=2)
     >>> clients.numbers(["a", "b", "a", "c"]), len(clients)   # "b" is forgotten for "c"
     ([0, 1, 0, 2], 2)
     >>> clients.flag("a", until=10.0)
     >>> clients.flagged("a", now=5.0), clients.flagged("a", now=10.0), clients.n_flagged(5.0)
     (True, False, 1)
+    >>> later = Clients(max_clients=2)
+    >>> later.restore(clients.export())
+    >>> later.flagged("a", now=5.0), later.numbers(["c", "d"])
+    (True, [2, 3])
     """
 
-    def __init__(self, max_clients: int) -> None:
+    def __init__(self, max_clients: int, id_key: bytes = b"") -> None:
         self.max_clients = max_clients
+        self._id_key = id_key
         self._numbers: OrderedDict[str | None, int] = OrderedDict()
         self._flagged_until: dict[str | None, float] = {}
+        # clients read back from a saved state, by id digest, until they show up again
+        self._restored: OrderedDict[str, tuple[int, float | None]] = OrderedDict()
         self._next = 0
 
     def __len__(self) -> int:
-        return len(self._numbers)
+        return len(self._numbers) + len(self._restored)
 
     def numbers(self, clients: list[str | None]) -> list[int]:
         """The number of each client, new clients numbered in order of arrival."""
@@ -71,11 +85,20 @@ class Clients:
         if number is not None:
             self._numbers.move_to_end(client)
             return number
-        number, self._next = self._next, self._next + 1
+        restored = self._restored.pop(self._digest(client), None) if self._restored else None
+        if restored is not None:
+            number, until = restored
+            if until is not None:
+                self._flagged_until[client] = until
+        else:
+            number, self._next = self._next, self._next + 1
         self._numbers[client] = number
-        if len(self._numbers) > self.max_clients:
-            forgotten, _ = self._numbers.popitem(last=False)
-            self._flagged_until.pop(forgotten, None)
+        if len(self) > self.max_clients:
+            if self._restored:  # not seen since the restart: older than anyone seen since
+                self._restored.popitem(last=False)
+            else:
+                forgotten, _ = self._numbers.popitem(last=False)
+                self._flagged_until.pop(forgotten, None)
         return number
 
     def flag(self, client: str | None, until: float) -> None:
@@ -84,13 +107,37 @@ class Clients:
 
     def flagged(self, client: str | None, now: float) -> bool:
         """Whether ``client`` is flagged at time ``now``."""
+        if client not in self._numbers and self._restored:
+            until = self._restored.get(self._digest(client), (0, None))[1]
+            if until is not None:
+                return now < until
         return now < self._flagged_until.get(client, -float("inf"))
 
     def n_flagged(self, now: float) -> int:
         """Clients flagged at time ``now``; expired flags are forgotten."""
         for client in [c for c, until in self._flagged_until.items() if until <= now]:
             del self._flagged_until[client]
-        return len(self._flagged_until)
+        restored = sum(1 for _, until in self._restored.values() if until and until > now)
+        return len(self._flagged_until) + restored
+
+    def export(self) -> dict[str, Any]:
+        """Every client, least recently seen first, as ``[id digest, number, flagged until
+        or None]``, and the next number: JSON-ready, without a client id."""
+        rows = [[d, n, u] for d, (n, u) in self._restored.items()]
+        rows += [[self._digest(c), n, self._flagged_until.get(c)] for c, n in self._numbers.items()]
+        return {"clients": rows, "next_number": self._next}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back the clients of :meth:`export` (the latest ``max_clients``)."""
+        rows = state["clients"][-self.max_clients :]
+        self._numbers.clear()
+        self._flagged_until.clear()
+        self._restored = OrderedDict((str(d), (int(n), u)) for d, n, u in rows)
+        self._next = int(state["next_number"])
+
+    def _digest(self, client: str | None) -> str:
+        text = b"\x00pool" if client is None else client.encode()
+        return hmac.new(self._id_key, text, hashlib.sha256).hexdigest()[:32]
 
 
 _U64 = np.uint64

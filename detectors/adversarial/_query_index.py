@@ -43,6 +43,7 @@ from detectors.adversarial._match_counting import (
     matched,
     same_chunk_matches,
 )
+from detectors.exceptions import DataError
 
 __all__ = ["BUCKET_SIZE", "QueryIndex"]
 
@@ -102,6 +103,36 @@ class QueryIndex:
         """Bytes held by the arrays."""
         arrays = (self.times, self.owners, self.digests, self.tags, self.postings, self.cursor)
         return sum(a.nbytes for a in arrays)
+
+    #: The arrays that hold the index, in the order :meth:`arrays` lists them.
+    ARRAYS = ("times", "owners", "digests", "buckets", "cursor")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The index's arrays and its count of stored queries, to save."""
+        return {
+            **{name: getattr(self, name) for name in self.ARRAYS},
+            "stored": np.array(self.stored),
+        }
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take back the arrays of :meth:`arrays`, saved by an index of the same shape.
+
+        Raises
+        ------
+        DataError
+            If an array is missing or of another shape or dtype.
+        """
+        for name in self.ARRAYS:
+            here, saved = getattr(self, name), arrays.get(name)
+            if saved is None or saved.shape != here.shape or saved.dtype != here.dtype:
+                found = "missing" if saved is None else f"{saved.dtype} {saved.shape}"
+                raise DataError(
+                    f"the saved index's {name} is {found}; this index holds "
+                    f"{here.dtype} {here.shape}"
+                )
+        for name in self.ARRAYS:
+            getattr(self, name)[...] = arrays[name]  # in place: tags and postings are views
+        self.stored = int(arrays["stored"])
 
     def live(self, oldest: float) -> int:
         """Stored queries from time ``oldest`` on."""

@@ -15,6 +15,7 @@ from detectors._validation import Constraint, Interval, Options, check_rows, val
 from detectors.adversarial._clients import Clients, check_client_ids, keyed_by_client
 from detectors.adversarial._fingerprint import Fingerprinter, read_salt
 from detectors.adversarial._query_index import BUCKET_SIZE, QueryIndex
+from detectors.adversarial._state_file import read_state, write_state
 from detectors.adversarial.query_results import QueryVerdicts, StatefulSnapshot
 from detectors.exceptions import DataError, ParameterError
 
@@ -202,9 +203,75 @@ class StatefulQueryDetector:
         """Forget every fingerprint, client and count (the parameters and salt stay)."""
         self._fingerprinter: Fingerprinter | None = None
         self._index = QueryIndex(self.max_fingerprints, self.top_k, self.match_threshold)
-        self._clients = Clients(self.max_clients)
+        self._clients = Clients(self.max_clients, self._derived(b"client-ids"))
         self._counts = [0, 0, 0]  # queries, flagged queries, global alarms
         self._seconds = 0.0
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fingerprints, clients and counts to ``path`` (one ``.npz`` file, written
+        atomically), so that a restarted agent goes on where this one stopped.
+
+        No pickle, no salt and no client id: clients are written as digests keyed by the
+        salt, and a check value lets :meth:`restore` refuse a state of another salt. The
+        file is as large as the index (:meth:`snapshot`'s ``memory_bytes``).
+        """
+        meta = {
+            "class": _NAME,
+            "layout": self._layout(),
+            "salt_check": self._derived(b"state-check").hex(),
+            "counts": self._counts,
+            "seconds": self._seconds,
+            **self._clients.export(),
+        }
+        return write_state(path, meta, self._index.arrays())
+
+    def restore(self, path: str | Path) -> None:
+        """Take back a state written by :meth:`save`, replacing this detector's own.
+
+        The thresholds, ``ttl`` and ``max_clients`` may differ from the saving detector's;
+        what shapes fingerprints and the index (``step``, ``window_size``, ``top_k``,
+        ``match_threshold``, ``max_fingerprints``) and the salt may not.
+
+        Raises
+        ------
+        DataError
+            If ``path`` holds no such state, or one of another salt or layout; the detector
+            is then left as it was.
+        OSError
+            If ``path`` cannot be read.
+        """
+        meta, arrays = read_state(path)
+        if (
+            meta.get("class") != _NAME
+            or meta.get("salt_check") != self._derived(b"state-check").hex()
+        ):
+            raise DataError(f"{path} holds the state of a detector with another salt.")
+        saved, layout = meta.get("layout", {}), self._layout()
+        differ = [
+            f"{k} {saved.get(k)!r} (now {v!r})"
+            for k, v in layout.items()
+            if k != "n_features" and saved.get(k) != v
+        ]
+        if differ:
+            raise DataError(f"{path} was saved with other parameters: {', '.join(differ)}.")
+        index = QueryIndex(self.max_fingerprints, self.top_k, self.match_threshold)
+        index.restore(arrays)
+        clients = Clients(self.max_clients, self._derived(b"client-ids"))
+        clients.restore(meta)
+        n = saved.get("n_features")
+        self._fingerprinter = None if n is None else self._new_fingerprinter(int(n))
+        self._index, self._clients = index, clients
+        self._counts = [int(c) for c in meta["counts"]]
+        self._seconds = float(meta["seconds"])
+
+    def _layout(self) -> dict[str, Any]:
+        n = None if self._fingerprinter is None else int(self._fingerprinter.offsets.size)
+        keys = ("step", "window_size", "top_k", "match_threshold", "max_fingerprints")
+        return {**{key: getattr(self, key) for key in keys}, "n_features": n}
+
+    def _derived(self, purpose: bytes) -> bytes:
+        """A key for ``purpose``, derived from the salt's key."""
+        return hashlib.sha256(_KEY_DOMAIN + purpose + b"\x00" + self._key).digest()
 
     def update(
         self, x: Any, client_ids: Sequence[str | None] | None = None, now: float | None = None
@@ -262,9 +329,7 @@ class StatefulQueryDetector:
         rows = check_rows(x, name="x", caller=_NAME, dtype=dtype)  # float32 stays float32
         rows = rows.reshape(rows.shape[0], -1)
         if self._fingerprinter is None:
-            self._fingerprinter = Fingerprinter(
-                self._key, rows.shape[1], self.step, self.window_size, self.top_k
-            )
+            self._fingerprinter = self._new_fingerprinter(rows.shape[1])
         elif rows.shape[1] != self._fingerprinter.offsets.size:
             raise DataError(
                 f"x has {rows.shape[1]} values per row, but StatefulQueryDetector "
@@ -272,3 +337,6 @@ class StatefulQueryDetector:
                 "per model input shape, or reset() it."
             )
         return rows
+
+    def _new_fingerprinter(self, n_features: int) -> Fingerprinter:
+        return Fingerprinter(self._key, n_features, self.step, self.window_size, self.top_k)

@@ -308,3 +308,53 @@ def test_index_keeps_the_latest_postings_and_slots():
     assert small.observe(*later, now=5.0, oldest=0.5)[1].tolist() == [1]  # time window
     stranger = (prints[:1], prints[:1] * np.uint32(5), np.array([101 << 8], np.uint64), [1])
     assert small.observe(*stranger, now=5.0, oldest=0.5) == (0, 2)  # own: none of client 0's
+
+
+def test_a_restored_state_answers_as_the_detector_that_saved_it(stream, tmp_path):
+    queries, clients = stream
+    half = 640
+    going_on = StatefulQueryDetector(salt=SALT, **DIGITS)
+    first = replay(going_on, queries[:half], clients[:half])
+    assert first["flagged"].any(), "mallory is flagged before the restart"
+    path = going_on.save(tmp_path / "state" / "stateful.npz")
+    restarted = StatefulQueryDetector(salt=SALT, client_threshold=10, ttl=3600.0, **DIGITS)
+    restarted.restore(path)
+    later = [
+        (q.observe(queries[i : i + BATCH], clients[i : i + BATCH], now=0.1 * i))
+        for q in (going_on, restarted)
+        for i in range(half, len(queries), BATCH)
+    ]
+    n = len(later) // 2
+    for a, b in zip(later[:n], later[n:], strict=True):
+        for name in vars(a):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    end = 0.1 * len(queries)
+    snapshots = [replace(d.snapshot(end), seconds_total=0) for d in (restarted, going_on)]
+    assert snapshots[0] == snapshots[1]
+
+
+def test_a_saved_state_holds_no_client_id_nor_salt(stream, tmp_path):
+    queries, clients = stream
+    det = StatefulQueryDetector(salt=SALT, **DIGITS)
+    replay(det, queries[:300], clients[:300])
+    raw = det.save(tmp_path / "s.npz").read_bytes()
+    assert b"mallory" not in raw and b"client-" not in raw and SALT not in raw
+
+
+def test_restore_refuses_another_salt_or_layout_and_leaves_the_detector_as_it_was(stream, tmp_path):
+    queries, clients = stream
+    det = StatefulQueryDetector(salt=SALT, **DIGITS)
+    replay(det, queries[:300], clients[:300])
+    path = det.save(tmp_path / "s.npz")
+    other = StatefulQueryDetector(salt=b"another-salt-0123456789", **DIGITS)
+    with pytest.raises(DataError, match="another salt"):
+        other.restore(path)
+    wider = StatefulQueryDetector(salt=SALT, window_size=8)
+    replay(wider, queries[:10], clients[:10])
+    before = wider.snapshot(now=0)
+    with pytest.raises(DataError, match=r"window_size 4 \(now 8\)"):
+        wider.restore(path)
+    assert wider.snapshot(now=0) == before
+    (tmp_path / "junk.npz").write_bytes(b"not a state")
+    with pytest.raises(DataError, match="not a saved stateful-detector state"):
+        det.restore(tmp_path / "junk.npz")
