@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -162,11 +163,34 @@ class QueryAttackFeed:
         detector: StatefulQueryDetector,
         on_snapshot: Callable[[Any], None] = lambda snapshot: None,
         clock: Callable[[], float] = time.time,
+        state_file: Path | None = None,
     ):
         self.detector = detector
         self._on_snapshot = on_snapshot
         self._clock = clock
+        self.state_file = state_file
         self.last: QueryVerdicts | None = None
+        if state_file is not None and state_file.exists():
+            try:
+                detector.restore(state_file)
+            except (OSError, ValueError) as exc:
+                log.warning("stateful detection starts empty: cannot restore %s: %s",
+                            state_file, exc)  # fmt: skip
+            else:
+                snapshot = detector.snapshot(now=clock())
+                log.info("stateful detection restored %d fingerprints and %d clients from %s",
+                         snapshot.fingerprints, snapshot.clients_tracked, state_file)  # fmt: skip
+
+    def save_state(self) -> None:
+        """Write the detector's state to ``state_file`` (when set); errors are logged."""
+        if self.state_file is None:
+            return
+        try:
+            self.detector.save(self.state_file)
+        except OSError as exc:
+            log.error("cannot save the stateful detector's state to %s: %s", self.state_file, exc)
+        else:
+            log.info("stateful detector state saved to %s", self.state_file)
 
     def process(self, data: tuple[np.ndarray, Sequence[str | None]]) -> list[Verdict]:
         rows, client_ids = data
@@ -234,12 +258,27 @@ def build_input_detectors(config: AgentConfig, metrics: AgentMetrics) -> list[St
             detector = StatefulQueryDetector(**stateful.detector_kwargs())
         except ValueError as exc:
             raise StartupError(f"cannot build detectors.stateful: {exc}") from exc
-        queries = QueryAttackFeed(detector, on_snapshot=metrics.set_stateful)
+        if stateful.state_file is not None:
+            _check_writable(stateful.state_file)
+        queries = QueryAttackFeed(
+            detector, on_snapshot=metrics.set_stateful, state_file=stateful.state_file
+        )
         feeds += [queries, GlobalQueryFeed(queries)]
         metrics.watch_flag(queries.flag)
         metrics.watch_flag(GlobalQueryFeed.flag)
         log.info("stateful query-attack detection: %r", detector)
     return feeds
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse at start-up a state file that could not be written at shutdown."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        message = f"detectors.stateful.state_file: cannot create {path.parent}: {exc}"
+        raise StartupError(message) from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StartupError(f"detectors.stateful.state_file: {path} is not writable")
 
 
 class _ReferenceInputs:

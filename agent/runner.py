@@ -34,7 +34,7 @@ from agent.events import Decoded, DecodeError, EventDecoder, InferenceEvent, Raw
 from agent.exceptions import StartupError
 from agent.health import Health
 from agent.http import MetricsServer
-from agent.input_detectors import build_input_detectors
+from agent.input_detectors import QueryAttackFeed, build_input_detectors
 from agent.metrics import AgentMetrics
 from agent.pipeline import Pipeline, StreamDetector
 from agent.sink import KafkaSink
@@ -176,6 +176,9 @@ class Agent:
         finally:
             self.health.set_ready(False, "stopping")
             self._drain(source, producer)
+            for detector in self.pipeline.detectors:
+                if isinstance(detector, QueryAttackFeed):
+                    detector.save_state()
 
     def _consume(self, source: KafkaSource, sink: KafkaSink, stop: threading.Event) -> None:
         """The poll loop proper: poll, process, commit, apply backpressure, report lag."""

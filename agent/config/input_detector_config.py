@@ -236,6 +236,13 @@ class StatefulConfig(_Section):
         How long a fingerprint counts and a flag lasts.
     max_fingerprints, max_clients : int, optional
         Memory bounds: the oldest fingerprint, the least recently seen client go first.
+    state_file : path, optional
+        Where the agent saves the fingerprints, clients and flags when it stops (SIGTERM),
+        and reads them back when it starts, so that a restart or a rolling deploy does not
+        hand an attacker a clean slate. One ``.npz`` file about as large as the index (130 MB
+        with the defaults), written atomically; it holds no salt and no client id (keyed
+        digests of them). A missing file starts empty; one of another salt or layout is
+        logged and ignored. Without it, state lives in memory only.
     """
 
     enabled: bool = False
@@ -254,6 +261,7 @@ class StatefulConfig(_Section):
     ttl_seconds: Annotated[_Float | None, Field(gt=0), _Expect("a number > 0")] = None
     max_fingerprints: _PositiveInt | None = None
     max_clients: _PositiveInt | None = None
+    state_file: _OptPath = None
     _salt: SecretBytes | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")

@@ -361,3 +361,27 @@ def test_the_detectors_commented_in_the_example_config_are_valid(files) -> None:
         "max-softmax",
     }  # fmt: skip
     assert cfg.detectors.stateful.enabled and cfg.detectors.stateful.salt == SALT.encode()
+
+
+def test_a_stateful_state_file_is_restored_or_ignored_with_a_warning(files, tmp_path, caplog):
+    from agent.input_detectors import QueryAttackFeed
+
+    stateful = {"enabled": True, "salt_env": "SALT", "window_size": 4, "top_k": 30,
+                "match_threshold": 15, "state_file": str(tmp_path / "s" / "state.npz")}  # fmt: skip
+    runner, _ = pipeline_for(make_config(files, {"stateful": stateful}))
+    (feed,) = [d for d in runner.pipeline.detectors if isinstance(d, QueryAttackFeed)]
+    runner.process(events(digits().x_test[:20], clients=["a"] * 20))
+    feed.save_state()
+    again, _ = pipeline_for(make_config(files, {"stateful": stateful}))
+    (restored,) = [d for d in again.pipeline.detectors if isinstance(d, QueryAttackFeed)]
+    assert restored.detector.snapshot(now=0).fingerprints == 20
+    other = {**stateful, "window_size": 8}
+    with caplog.at_level("WARNING", logger="agent.input_detectors"):
+        fresh, _ = pipeline_for(make_config(files, {"stateful": other}))
+    assert "starts empty: cannot restore" in caplog.text and "window_size 4 (now 8)" in caplog.text
+    (empty,) = [d for d in fresh.pipeline.detectors if isinstance(d, QueryAttackFeed)]
+    assert empty.detector.snapshot(now=0).fingerprints == 0
+    (tmp_path / "a-file").write_text("")
+    blocked = {**stateful, "state_file": str(tmp_path / "a-file" / "state.npz")}
+    with pytest.raises(StartupError, match=r"detectors\.stateful\.state_file: cannot create"):
+        pipeline_for(make_config(files, {"stateful": blocked}))

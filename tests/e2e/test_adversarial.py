@@ -53,6 +53,7 @@ def test_adversarial_outlier_and_query_attack_flags_reach_results_and_metrics(br
                 "window_size": 4,
                 "top_k": 30,
                 "match_threshold": 15,
+                "state_file": str(tmp_path / "state" / "stateful.npz"),
             },
         },
     )
@@ -130,3 +131,37 @@ def test_adversarial_outlier_and_query_attack_flags_reach_results_and_metrics(br
             [promtool, "check", "metrics"], input=exposition.encode(), capture_output=True
         )
         assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+    # Restarted on new traffic, the agent reads the state saved at SIGTERM back: mallory is
+    # flagged from her first query after the restart, as nobody else is.
+    state = tmp_path / "state" / "stateful.npz"
+    assert state.is_file() and b"mallory" not in state.read_bytes()
+    topic2 = unique("adv-restart")
+    config["kafka"].update(
+        topics=[topic2], group_id=unique("group"), results_topic=f"{topic2}.results",
+        dead_letter_topic=f"{topic2}.dlq",
+    )  # fmt: skip
+    k2 = config["kafka"]
+    create_topics(broker.bootstrap_servers, [topic2, k2["results_topic"], k2["dead_letter_topic"]])
+    more = np.clip(base + rng.choice([-0.1, 0.0, 0.1], (5, 1, 8, 8), p=[0.03, 0.94, 0.03]), 0, 1)
+    later = [("m", row, "mallory") for row in more.astype(np.float32)]
+    later += [("u", row, f"user-{i}") for i, row in enumerate(d.x_test[360:365])]
+    produce(
+        broker.bootstrap_servers,
+        topic2,
+        [traffic.oip_json(f"{p}{i}", row.reshape(-1), _logits(row[None])[0], client)
+         for i, (p, row, client) in enumerate(later)],
+    )  # fmt: skip
+    restarted = AgentProcess(config, tmp_path, name="restarted").start()
+    try:
+        restarted.wait_ready()
+        restarted.wait_metric("robustwatch_events_total", len(later), outcome="processed")
+    finally:
+        assert restarted.stop() == 0, restarted.log()
+    assert "stateful detection restored" in restarted.log()
+    after = {
+        json.loads(r.value)["id"]: json.loads(r.value)["flags"]
+        for r in read_topic(broker.bootstrap_servers, k2["results_topic"], len(later))
+    }
+    assert all("query-attack" in after[f"m{i}"] for i in range(5))
+    assert not any("query-attack" in after[f"u{i}"] for i in range(5, 10))
