@@ -24,7 +24,6 @@ __all__ = ["StatefulQueryDetector"]
 _NAME = "StatefulQueryDetector"
 
 _KEY_DOMAIN = b"robustwatch/stateful-key\x00"
-_CLIENT_KEY_DOMAIN = b"robustwatch/stateful-client-key\x00"
 
 
 class StatefulQueryDetector:
@@ -187,8 +186,7 @@ class StatefulQueryDetector:
                 f"must be at most top_k={top_k}. Got {match_threshold} instead."
             )
         self._key = hashlib.sha256(_KEY_DOMAIN + read_salt(salt, salt_file)).digest()
-        client_key = hashlib.sha256(_CLIENT_KEY_DOMAIN + self._key).digest()[:8]
-        self._client_key = np.uint64(int.from_bytes(client_key, "little"))
+        self._client_key = np.uint64(int.from_bytes(self._derived(b"client-hashes")[:8], "little"))
         self.reset()
 
     def get_params(self) -> dict[str, Any]:
@@ -241,12 +239,11 @@ class StatefulQueryDetector:
             If ``path`` cannot be read.
         """
         meta, arrays = read_state(path)
-        if (
-            meta.get("class") != _NAME
-            or meta.get("salt_check") != self._derived(b"state-check").hex()
-        ):
+        if meta.get("class") != _NAME:
+            raise DataError(f"{path} holds no {_NAME} state (it holds {meta.get('class')!r}).")
+        if meta.get("salt_check") != self._derived(b"state-check").hex():
             raise DataError(f"{path} holds the state of a detector with another salt.")
-        saved, layout = meta.get("layout", {}), self._layout()
+        saved, layout = meta.get("layout") or {}, self._layout()
         differ = [
             f"{k} {saved.get(k)!r} (now {v!r})"
             for k, v in layout.items()
@@ -254,15 +251,18 @@ class StatefulQueryDetector:
         ]
         if differ:
             raise DataError(f"{path} was saved with other parameters: {', '.join(differ)}.")
-        index = QueryIndex(self.max_fingerprints, self.top_k, self.match_threshold)
-        index.restore(arrays)
-        clients = Clients(self.max_clients, self._derived(b"client-ids"))
-        clients.restore(meta)
-        n = saved.get("n_features")
-        self._fingerprinter = None if n is None else self._new_fingerprinter(int(n))
-        self._index, self._clients = index, clients
-        self._counts = [int(c) for c in meta["counts"]]
-        self._seconds = float(meta["seconds"])
+        try:
+            index = QueryIndex(self.max_fingerprints, self.top_k, self.match_threshold)
+            index.restore(arrays)
+            clients = Clients(self.max_clients, self._derived(b"client-ids"))
+            clients.restore(meta)
+            n = saved.get("n_features")
+            fingerprinter = None if n is None else self._new_fingerprinter(int(n))
+            counts, seconds = [int(c) for c in meta["counts"]], float(meta["seconds"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{path} holds a damaged state: {exc!r}") from None
+        self._fingerprinter, self._index, self._clients = fingerprinter, index, clients
+        self._counts, self._seconds = counts, seconds
 
     def _layout(self) -> dict[str, Any]:
         n = None if self._fingerprinter is None else int(self._fingerprinter.offsets.size)

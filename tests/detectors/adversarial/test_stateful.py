@@ -358,3 +358,10 @@ def test_restore_refuses_another_salt_or_layout_and_leaves_the_detector_as_it_wa
     (tmp_path / "junk.npz").write_bytes(b"not a state")
     with pytest.raises(DataError, match="not a saved stateful-detector state"):
         det.restore(tmp_path / "junk.npz")
+    from detectors.adversarial._state_file import read_state, write_state
+
+    meta, arrays = read_state(path)
+    del meta["counts"]
+    write_state(tmp_path / "damaged.npz", meta, arrays)
+    with pytest.raises(DataError, match="damaged state"):
+        det.restore(tmp_path / "damaged.npz")
