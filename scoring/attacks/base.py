@@ -93,7 +93,8 @@ class Oracle:
 
     Gradients are taken with respect to inputs only (``torch.autograd.grad``), so parameters
     never receive ``.grad``. Under ``precision="bf16"`` the gradient pass runs in autocast,
-    and the logits used to decide success come from a separate fp32 forward pass.
+    and the logits used to decide success come from a separate fp32 forward pass (or, for
+    attacks that confirm their candidates in fp32 themselves, from the autocast pass).
     """
 
     def __init__(self, model: Callable, precision: str, device: torch.device) -> None:
@@ -112,16 +113,20 @@ class Oracle:
         out = self.model(x)
         return out.float() if isinstance(out, torch.Tensor) else out
 
-    def gradient(self, x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]):
-        """``loss(model(x))``, its gradient w.r.t. ``x`` and fp32 logits at ``x``.
+    def gradient(
+        self, x: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor], fp32: bool = True
+    ):
+        """``loss(model(x))``, its gradient w.r.t. ``x`` and the logits at ``x``.
 
         ``loss`` maps fp32 logits to per-example losses, whose sum is differentiated, or
         directly to that sum (a scalar: one fused reduction, for attacks that only need the
-        gradient). In fp32 the logits are those of the gradient pass itself.
+        gradient). In fp32 the logits are those of the gradient pass itself. Under bf16 they
+        come from a separate fp32 forward pass, unless ``fp32=False``: then they are the
+        gradient pass's own, for an attack that confirms in fp32 what it decides on them.
         """
         if not torch.is_grad_enabled():  # called under torch.no_grad()
             with torch.enable_grad():
-                return self.gradient(x, loss)
+                return self.gradient(x, loss, fp32)
         x = x.detach().requires_grad_(True)
         if self.precision == "bf16":
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
@@ -139,7 +144,7 @@ class Oracle:
         if not self._gradient_checked:  # once, at the first (clean or random-start) points
             self._gradient_checked = True
             self._check_gradient(grad)
-        z32 = self.logits(x.detach()) if self.precision == "bf16" else z.detach()
+        z32 = self.logits(x.detach()) if self.precision == "bf16" and fp32 else z.detach()
         return value.detach(), grad, z32
 
     def _check_gradient(self, grad: torch.Tensor) -> None:

@@ -13,7 +13,7 @@ __all__ = ["fgsm"]
 
 
 def _core(p: Problem, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None):
-    _, grad, _ = p.oracle.gradient(x, lambda z: LOSSES["ce"](z, y, t))
+    _, grad, _ = p.oracle.gradient(x, lambda z: LOSSES["ce"](z, y, t), fp32=False)
     x_adv = clip(x + p.eps * grad.sign(), p.bounds)
     return x_adv, fooled(p.oracle.logits(x_adv), y, t), None
 

@@ -77,8 +77,10 @@ def _retire(s: dict, out: torch.Tensor, ok: torch.Tensor, last: bool) -> bool:
 def _restart(p: Problem, x, y, t, steps: int, step_size: float):
     """One run from a random start. A point stops moving at its first fooling iterate (told
     by the logits of the gradient pass) and leaves the batch at a later :func:`synced` step;
-    between those steps the host never waits for the device."""
+    between those steps the host never waits for the device. Under bf16 the gradient pass's
+    logits only propose: see :func:`_confirm`."""
     out, ok = x.clone(), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    bf16 = p.oracle.precision == "bf16"
     s = {  # the points left: their place in x, iterate, 1 until fooled then 0, labels
         "pos": torch.arange(x.shape[0], device=x.device),
         "xa": random_start(x, p.eps, p.norm, p.bounds, p.generator),
@@ -88,18 +90,48 @@ def _restart(p: Problem, x, y, t, steps: int, step_size: float):
         "x0": None if p.norm == "linf" else x,  # L2 projects around x0, L∞ clamps to a box
     }
     s["lo"], s["hi"] = _box(p, x)
+    if bf16:  # the first iterate each point's autocast logits call fooled, to confirm
+        s["proposed"], s["has"] = s["xa"].clone(), torch.zeros_like(ok)
     for k in range(steps + 1):
         if k < steps:
             loss = partial(LOSSES["ce"], y=s["y"], t=s["t"], reduction="sum")
-            _, grad, z = p.oracle.gradient(s["xa"], loss)
+            _, grad, z = p.oracle.gradient(s["xa"], loss, fp32=not bf16)
         else:
             z = p.oracle.logits(s["xa"])
-        s["live"].masked_fill_(fooled(z, s["y"], s["t"]), 0.0)
+        hit = fooled(z, s["y"], s["t"])
+        if bf16 and k < steps:
+            new = hit & ~s["has"]
+            s["proposed"] = torch.where(_rowwise(new, x), s["xa"], s["proposed"])
+            s["has"] |= new
+        else:
+            s["live"].masked_fill_(hit, 0.0)
         if k < steps:
             s["xa"] = _step(p, s, grad, step_size)
-        if (k == steps or synced(k)) and _retire(s, out, ok, last=k == steps):
-            break
+        if k == steps or synced(k):
+            if bf16:
+                _confirm(p, s)
+            if _retire(s, out, ok, last=k == steps):
+                break
     return out, ok
+
+
+def _confirm(p: Problem, s: dict) -> None:
+    """Under bf16, check in fp32 the iterates that the autocast logits called fooled: a
+    confirmed one becomes the point's iterate and the point stops; a refuted one is
+    forgotten, the point having moved on meanwhile. Only the proposals pay the fp32 pass."""
+    pending = (s["has"] & (s["live"] == 1)).nonzero()[:, 0]
+    if not pending.numel():
+        return
+    y, t = _rows(pending, s["y"], s["t"])
+    real = fooled(p.oracle.logits(s["proposed"].index_select(0, pending)), y, t)
+    good = pending[real]
+    s["xa"].index_copy_(0, good, s["proposed"].index_select(0, good))
+    s["live"].index_fill_(0, good, 0.0)
+    s["has"].index_fill_(0, pending[~real], False)
+
+
+def _rowwise(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.reshape((-1,) + (1,) * (like.dim() - 1))
 
 
 def _rows(idx: torch.Tensor, *tensors):
@@ -144,7 +176,9 @@ def pgd(
     of the gradient pass, no extra forward), which is kept: the point stops moving and leaves
     the batch at a later :func:`synced` step. Each restart attacks only the points still
     robust, so with the same seed more restarts, or more steps at a fixed ``step_size``, are
-    never weaker.
+    never weaker. Under ``precision="bf16"`` the autocast logits only propose an iterate;
+    it counts once an fp32 forward pass of it, run at the next synced step on the proposals
+    alone, agrees (the point moves on meanwhile), so no step pays a full fp32 pass.
 
     Parameters
     ----------
