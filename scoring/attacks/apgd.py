@@ -18,6 +18,7 @@ from scoring.attacks.base import (
     check_real,
     run_attack,
 )
+from scoring.attacks.pgd import synced
 from scoring.exceptions import ParameterError
 
 __all__ = ["apgd", "checkpoints"]
@@ -35,6 +36,12 @@ def checkpoints(steps: int) -> tuple[int, ...]:
     while p[-1] + max(p[-1] - p[-2] - 0.03, 0.06) <= 1:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
     return tuple(sorted({math.ceil(round(pj * steps, 9)) for pj in p[1:]}))
+
+
+def drops_at_once(device: torch.device) -> bool:
+    """Whether fooled points leave the batch at every step: on the CPU, where looking costs
+    nothing; elsewhere only at synced steps, sparing host-device synchronisations."""
+    return device.type == "cpu"
 
 
 def _checkpoint(s: dict, span: int, rho: float, rows: tuple[int, ...]) -> None:
@@ -60,21 +67,36 @@ def _run(p: Problem, x, y, t, hit_target: bool, steps: int, loss: str, rho: floa
     momentum ``α = 0.75`` (a plain step at k = 0). At each checkpoint a point halves ``η`` and
     restarts from its best iterate when fewer than ``rho`` of the steps since the last
     checkpoint raised the loss, or when ``η`` was not halved last time and the best loss did
-    not improve. Points leave the batch at their first fooling iterate.
+    not improve. A point's first fooling iterate is kept. Fooled points leave the batch at
+    once on the CPU; on an accelerator at the :func:`~scoring.attacks.pgd.synced` steps, the
+    only ones at which the host waits for the device.
     """
     s = {"pos": torch.arange(x.shape[0], device=x.device), "x0": x, "y": y, "t": t}
     out, ok = x.clone(), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     marks, last_mark, rows = checkpoints(steps), 0, (-1,) + (1,) * (x.dim() - 1)
+    eager = drops_at_once(x.device)
 
     def grad(xk: torch.Tensor):
         return p.oracle.gradient(xk, partial(LOSSES[loss], y=s["y"], t=s["t"]))
 
-    def record(z: torch.Tensor, xk: torch.Tensor) -> bool:  # True when no point is left
-        hit = fooled(z, s["y"], s["t"] if hit_target else None)
-        if bool(hit.any()):
-            out[s["pos"][hit]], ok[s["pos"][hit]] = xk[hit], True
-            s.update({k: v[~hit] for k, v in s.items() if v is not None})
-        return not s["pos"].numel()
+    def mark(z: torch.Tensor, xk: torch.Tensor) -> None:  # no host sync
+        new = fooled(z, s["y"], s["t"] if hit_target else None) & ~s["hit"]
+        s["adv"] = torch.where(new.reshape(rows), xk, s["adv"])  # its first fooling iterate
+        s["hit"] = s["hit"] | new
+
+    def drop(last: bool) -> bool:  # True when no point is left
+        idx = s["hit"].nonzero()[:, 0]  # the host waits for the device here only
+        if not (last or eager) and idx.numel() * 8 < s["hit"].numel():
+            return False  # too few to be worth shrinking the batch for
+        if idx.numel():
+            pos = s["pos"].index_select(0, idx)
+            out.index_copy_(0, pos, s["adv"].index_select(0, idx))
+            ok.index_fill_(0, pos, True)
+        if last or idx.numel() == s["hit"].numel():
+            return True
+        keep = (~s["hit"]).nonzero()[:, 0]
+        s.update({k: v.index_select(0, keep) for k, v in s.items() if v is not None})
+        return False
 
     xk = random_start(x, p.eps, p.norm, p.bounds, p.generator)
     f, g, z = grad(xk)
@@ -84,14 +106,17 @@ def _run(p: Problem, x, y, t, hit_target: bool, steps: int, loss: str, rho: floa
         f=f,
         g=g,
         fmax=f,
-        xmax=xk.clone(),
-        gmax=g.clone(),
+        xmax=xk,
+        gmax=g,
         fmax_mark=f,
         eta=torch.full_like(f, 2 * p.eps),
         ups=torch.zeros_like(f),
         halved=torch.zeros_like(f, dtype=torch.bool),
+        adv=xk,
+        hit=torch.zeros_like(f, dtype=torch.bool),
     )
-    if record(z, xk):
+    mark(z, xk)
+    if eager and drop(last=False):
         return out, ok
     for k in range(steps):
         zk = s["xk"] + s["eta"].reshape(rows) * ascent_direction(s["g"], p.norm)
@@ -101,18 +126,21 @@ def _run(p: Problem, x, y, t, hit_target: bool, steps: int, loss: str, rho: floa
             zk = project(zk, s["x0"], p.eps, p.norm, p.bounds)
         s["xprev"], s["xk"] = s["xk"], zk
         if k == steps - 1:
-            record(p.oracle.logits(zk), zk)
+            mark(p.oracle.logits(zk), zk)
             break
         f, s["g"], z = grad(zk)
         s["ups"], s["f"] = s["ups"] + (f > s["f"]), f
         better = f > s["fmax"]
         s["fmax"] = torch.where(better, f, s["fmax"])
-        s["xmax"][better], s["gmax"][better] = zk[better], s["g"][better]
-        if record(z, zk):
-            break
+        s["xmax"] = torch.where(better.reshape(rows), zk, s["xmax"])
+        s["gmax"] = torch.where(better.reshape(rows), s["g"], s["gmax"])
+        mark(z, zk)
         if k + 1 in marks:
             _checkpoint(s, k + 1 - last_mark, rho, rows)
             last_mark = k + 1
+        if (eager or synced(k + 1)) and drop(last=False):
+            return out, ok
+    drop(last=True)
     return out, ok
 
 

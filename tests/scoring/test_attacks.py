@@ -1,5 +1,7 @@
 """Contract tests every attack passes, and the invariants of each one, on digits models."""
 
+import sys
+
 import pytest
 import torch
 
@@ -268,3 +270,20 @@ def test_apgd_checkpoint_conditions():
     assert s["xprev"][:, 0].tolist() == [0.5, 1.0, 1.0, 0.5]  # momentum kept where not reset
     assert s["g"][:, 0].tolist() == [0.0, 3.0, 3.0, 0.0]
     assert s["halved"].tolist() == [False, True, True, False] and s["ups"].sum() == 0
+
+
+def test_apgd_answers_the_same_when_points_leave_only_at_synced_steps(
+    standard_model, small, monkeypatch
+):
+    """As on an accelerator, where fooled points stay (frozen in the answer) until a synced
+    step: the same first fooling iterates, only more rows computed."""
+    apgd_module = sys.modules["scoring.attacks.apgd"]  # the package exports the function
+    x, y = small
+    kw = {"eps": 0.1, "steps": 30, "n_target_classes": 2, "seed": 3}
+    eager = [apgd(standard_model, x, y, loss=loss, **kw) for loss in ("ce", "dlr")]
+    monkeypatch.setattr(apgd_module, "drops_at_once", lambda device: False)
+    lazy = [apgd(standard_model, x, y, loss=loss, **kw) for loss in ("ce", "dlr")]
+    for e, z in zip(eager, lazy, strict=True):
+        assert e.success.any() and torch.equal(e.success, z.success)
+        assert torch.equal(e.x_adv, z.x_adv) and z.forward_passes >= e.forward_passes
+    assert sum(z.forward_passes for z in lazy) > sum(e.forward_passes for e in eager)
