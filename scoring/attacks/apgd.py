@@ -76,8 +76,10 @@ def _run(p: Problem, x, y, t, hit_target: bool, steps: int, loss: str, rho: floa
     marks, last_mark, rows = checkpoints(steps), 0, (-1,) + (1,) * (x.dim() - 1)
     eager = drops_at_once(x.device)
 
+    bf16 = p.oracle.precision == "bf16"  # then the autocast logits propose, fp32 confirms
+
     def grad(xk: torch.Tensor):
-        return p.oracle.gradient(xk, partial(LOSSES[loss], y=s["y"], t=s["t"]))
+        return p.oracle.gradient(xk, partial(LOSSES[loss], y=s["y"], t=s["t"]), fp32=not bf16)
 
     def mark(z: torch.Tensor, xk: torch.Tensor) -> None:  # no host sync
         new = fooled(z, s["y"], s["t"] if hit_target else None) & ~s["hit"]
@@ -86,6 +88,12 @@ def _run(p: Problem, x, y, t, hit_target: bool, steps: int, loss: str, rho: floa
 
     def drop(last: bool) -> bool:  # True when no point is left
         idx = s["hit"].nonzero()[:, 0]  # the host waits for the device here only
+        if bf16 and idx.numel():  # an fp32 pass of the proposed iterates alone
+            target = s["t"].index_select(0, idx) if hit_target else None
+            z32 = p.oracle.logits(s["adv"].index_select(0, idx))
+            real = fooled(z32, s["y"].index_select(0, idx), target)
+            s["hit"].index_fill_(0, idx[~real], False)  # the point moved on meanwhile
+            idx = idx[real]
         if not (last or eager) and idx.numel() * 8 < s["hit"].numel():
             return False  # too few to be worth shrinking the batch for
         if idx.numel():

@@ -287,3 +287,16 @@ def test_apgd_answers_the_same_when_points_leave_only_at_synced_steps(
         assert e.success.any() and torch.equal(e.success, z.success)
         assert torch.equal(e.x_adv, z.x_adv) and z.forward_passes >= e.forward_passes
     assert sum(z.forward_passes for z in lazy) > sum(e.forward_passes for e in eager)
+
+
+def test_bf16_apgd_counts_only_what_fp32_confirms(standard_model, small, monkeypatch):
+    x, y = small
+    apgd_module = sys.modules["scoring.attacks.apgd"]
+    for lazy in (False, True):  # points leave at once (CPU), or at synced steps (accelerators)
+        if lazy:
+            monkeypatch.setattr(apgd_module, "drops_at_once", lambda device: False)
+        r = apgd(standard_model, x, y, eps=0.1, steps=20, precision="bf16", seed=1)
+        with torch.no_grad():
+            assert torch.equal(standard_model(r.x_adv).argmax(1) != y, r.success)
+        assert r.success.any()
+        assert r.forward_passes - r.backward_passes < 2 * x.shape[0] + r.backward_passes // 2
