@@ -187,7 +187,7 @@ class QueryAttackFeed:
             return
         try:
             self.detector.save(self.state_file)
-        except OSError as exc:
+        except Exception as exc:  # at shutdown: report, and let the agent stop cleanly
             log.error("cannot save the stateful detector's state to %s: %s", self.state_file, exc)
         else:
             log.info("stateful detector state saved to %s", self.state_file)
