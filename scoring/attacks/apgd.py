@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from scoring.attacks._batch import fp32_fooled, leave_batch, rowwise, synced
 from scoring.attacks._ops import LOSSES, ascent_direction, fooled, project, random_start
 from scoring.attacks.base import (
     NORMS,
@@ -18,7 +19,6 @@ from scoring.attacks.base import (
     check_real,
     run_attack,
 )
-from scoring.attacks.pgd import synced
 from scoring.exceptions import ParameterError
 
 __all__ = ["apgd", "checkpoints"]
@@ -68,7 +68,7 @@ def _run(p: Problem, x, y, t, hit_target: bool, steps: int, loss: str, rho: floa
     restarts from its best iterate when fewer than ``rho`` of the steps since the last
     checkpoint raised the loss, or when ``η`` was not halved last time and the best loss did
     not improve. A point's first fooling iterate is kept. Fooled points leave the batch at
-    once on the CPU; on an accelerator at the :func:`~scoring.attacks.pgd.synced` steps, the
+    once on the CPU; on an accelerator at the :func:`~scoring.attacks._batch.synced` steps, the
     only ones at which the host waits for the device.
     """
     s = {"pos": torch.arange(x.shape[0], device=x.device), "x0": x, "y": y, "t": t}
@@ -83,28 +83,16 @@ def _run(p: Problem, x, y, t, hit_target: bool, steps: int, loss: str, rho: floa
 
     def mark(z: torch.Tensor, xk: torch.Tensor) -> None:  # no host sync
         new = fooled(z, s["y"], s["t"] if hit_target else None) & ~s["hit"]
-        s["adv"] = torch.where(new.reshape(rows), xk, s["adv"])  # its first fooling iterate
+        s["adv"] = torch.where(rowwise(new, xk), xk, s["adv"])  # its first fooling iterate
         s["hit"] = s["hit"] | new
 
     def drop(last: bool) -> bool:  # True when no point is left
-        idx = s["hit"].nonzero()[:, 0]  # the host waits for the device here only
-        if bf16 and idx.numel():  # an fp32 pass of the proposed iterates alone
-            target = s["t"].index_select(0, idx) if hit_target else None
-            z32 = p.oracle.logits(s["adv"].index_select(0, idx))
-            real = fooled(z32, s["y"].index_select(0, idx), target)
-            s["hit"].index_fill_(0, idx[~real], False)  # the point moved on meanwhile
-            idx = idx[real]
-        if not (last or eager) and idx.numel() * 8 < s["hit"].numel():
-            return False  # too few to be worth shrinking the batch for
-        if idx.numel():
-            pos = s["pos"].index_select(0, idx)
-            out.index_copy_(0, pos, s["adv"].index_select(0, idx))
-            ok.index_fill_(0, pos, True)
-        if last or idx.numel() == s["hit"].numel():
-            return True
-        keep = (~s["hit"]).nonzero()[:, 0]
-        s.update({k: v.index_select(0, keep) for k, v in s.items() if v is not None})
-        return False
+        if bf16:  # an fp32 pass of the proposed iterates alone; refuted ones move on
+            idx = s["hit"].nonzero()[:, 0]
+            if idx.numel():
+                real = fp32_fooled(p.oracle, s["adv"], idx, s["y"], s["t"] if hit_target else None)
+                s["hit"].index_fill_(0, idx[~real], False)
+        return leave_batch(s, s["hit"], s["adv"], out, ok, last=last, at_once=eager)
 
     xk = random_start(x, p.eps, p.norm, p.bounds, p.generator)
     f, g, z = grad(xk)

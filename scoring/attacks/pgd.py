@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from scoring.attacks._batch import fp32_fooled, leave_batch, rowwise, synced
 from scoring.attacks._ops import LOSSES, ascent_direction, fooled, project, random_start
 from scoring.attacks.base import (
     NORMS,
@@ -21,21 +22,9 @@ from scoring.attacks.base import (
 __all__ = ["pgd"]
 
 
-def synced(k: int) -> bool:
-    """Whether the host looks at the batch after iterate ``k``: 1, 2, 4, 8, then every 8th.
-
-    Points are broken mostly in the first steps, so early looks drop them from the batch
-    soon; spacing the later ones keeps host-device synchronisations to a handful per run.
-
-    >>> [k for k in range(1, 41) if synced(k)]
-    [1, 2, 4, 8, 16, 24, 32, 40]
-    """
-    return k > 0 and (k & (k - 1) == 0 or k % 8 == 0)
-
-
 def _step(p: Problem, s: dict, grad: torch.Tensor, alpha: float) -> torch.Tensor:
     """``Π(x_k + α d_k)`` for the live points; the others stay exactly where they are."""
-    xa, live = s["xa"], s["live"].reshape((-1,) + (1,) * (s["xa"].dim() - 1))
+    xa, live = s["xa"], rowwise(s["live"], s["xa"])
     if p.norm == "linf":  # Π is a clamp to [max(x - eps, low), min(x + eps, high)]
         d = grad.sign_().nan_to_num_(0.0)  # a NaN gradient moves nothing
         return xa.addcmul_(d, live, value=alpha).clamp_(s["lo"], s["hi"])
@@ -52,26 +41,6 @@ def _box(p: Problem, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor
         lo.clamp_(min=p.bounds[0])
         hi.clamp_(max=p.bounds[1])
     return lo, hi
-
-
-def _retire(s: dict, out: torch.Tensor, ok: torch.Tensor, last: bool) -> bool:
-    """At a :func:`synced` step, record the fooled points and drop them from the state once
-    they are at least an eighth of it (until then they stay put). True when the run is over.
-    """
-    done = s["live"] == 0
-    hit = done.nonzero()[:, 0]  # the host waits for the device here only
-    if not last and hit.numel() * 8 < done.numel():
-        return False
-    if hit.numel():
-        pos = s["pos"].index_select(0, hit)
-        out.index_copy_(0, pos, s["xa"].index_select(0, hit))  # its first fooling iterate
-        ok.index_fill_(0, pos, True)
-    if last or hit.numel() == done.numel():
-        return True
-    keep = (~done).nonzero()[:, 0]
-    for k, v in s.items():
-        s[k] = None if v is None else v.index_select(0, keep)
-    return False
 
 
 def _restart(p: Problem, x, y, t, steps: int, step_size: float):
@@ -101,7 +70,7 @@ def _restart(p: Problem, x, y, t, steps: int, step_size: float):
         hit = fooled(z, s["y"], s["t"])
         if bf16 and k < steps:
             new = hit & ~s["has"]
-            s["proposed"] = torch.where(_rowwise(new, x), s["xa"], s["proposed"])
+            s["proposed"] = torch.where(rowwise(new, x), s["xa"], s["proposed"])
             s["has"] |= new
         else:
             s["live"].masked_fill_(hit, 0.0)
@@ -110,7 +79,7 @@ def _restart(p: Problem, x, y, t, steps: int, step_size: float):
         if k == steps or synced(k):
             if bf16:
                 _confirm(p, s)
-            if _retire(s, out, ok, last=k == steps):
+            if leave_batch(s, s["live"] == 0, s["xa"], out, ok, last=k == steps):
                 break
     return out, ok
 
@@ -122,16 +91,11 @@ def _confirm(p: Problem, s: dict) -> None:
     pending = (s["has"] & (s["live"] == 1)).nonzero()[:, 0]
     if not pending.numel():
         return
-    y, t = _rows(pending, s["y"], s["t"])
-    real = fooled(p.oracle.logits(s["proposed"].index_select(0, pending)), y, t)
+    real = fp32_fooled(p.oracle, s["proposed"], pending, s["y"], s["t"])
     good = pending[real]
     s["xa"].index_copy_(0, good, s["proposed"].index_select(0, good))
     s["live"].index_fill_(0, good, 0.0)
     s["has"].index_fill_(0, pending[~real], False)
-
-
-def _rowwise(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return mask.reshape((-1,) + (1,) * (like.dim() - 1))
 
 
 def _rows(idx: torch.Tensor, *tensors):
