@@ -181,16 +181,17 @@ class QueryIndex:
         own_lookup = (found_row & CHUNK) != 0
         found_row = (found_row >> LOOKUP_BITS << ROW_BITS) | (found_row & (CHUNK - 1))
         found_digest, found_owner = np.concatenate(found_digest), np.concatenate(found_owner)
-        counts = []
-        for lookup in (own_lookup, ~own_lookup):
-            cand_row = np.concatenate([found_row[lookup], later])
-            cand_digest = np.concatenate([found_digest[lookup], digests[earlier]])
-            cand_owner = np.concatenate([found_owner[lookup], owners[earlier]])
-            keep = cand_digest != digests[cand_row]
-            if not counts:
-                keep &= cand_owner == owners[cand_row]
-            counts.append(distinct_per_row(cand_row[keep], cand_digest[keep], n))
-        return counts[0], counts[1]
+
+        def count(lookup: np.ndarray, own: bool) -> np.ndarray:
+            """Distinct other inputs matched, from ``lookup``'s postings and the chunk's rows."""
+            row = np.concatenate([found_row[lookup], later])
+            digest = np.concatenate([found_digest[lookup], digests[earlier]])
+            keep = digest != digests[row]  # repeats of the query itself do not count
+            if own:
+                keep &= np.concatenate([found_owner[lookup], owners[earlier]]) == owners[row]
+            return distinct_per_row(row[keep], digest[keep], n)
+
+        return count(own_lookup, own=True), count(~own_lookup, own=False)
 
     def _lookup(self, row, bucket, tag, oldest) -> tuple[np.ndarray, np.ndarray]:
         """(row, slot) of each stored query within the window whose postings show at least

@@ -96,9 +96,8 @@ class OnModelLogits(ModelInputDetector):
         return False
 
     def _fit(self, x: np.ndarray, y: Any) -> np.ndarray:
-        logits = self._model_logits(x)
-        self.detector.fit(logits)
-        return self.detector.score(logits)
+        self.detector.fit(self._model_logits(x))
+        return self.detector.calibration_scores_  # its scores of the reference, sorted
 
     def _score(self, x: np.ndarray) -> np.ndarray:
         return self.detector.score(self._model_logits(x))
