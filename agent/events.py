@@ -2,7 +2,8 @@
 
 The consumer hands over library-independent `RawRecord` objects; `EventDecoder` turns each into
 zero or more `InferenceEvent` rows (one per input row of a batch) using one wire format per
-topic, or sniffing it per record. Decoding never raises on bad data: the reason comes back in
+topic, or sniffing it per record (`EventDecoder.decode_batch` decodes a poll's records together:
+the same answers, faster). Decoding never raises on bad data: the reason comes back in
 `Decoded.error` as a `DecodeError` whose ``reason`` is one of `DECODE_REASONS`, a bounded set
 fit for a Prometheus label.
 
@@ -19,10 +20,11 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
@@ -40,6 +42,8 @@ DECODE_REASONS: tuple[str, ...] = (
     "decoder-failure",
 )
 """Every value `DecodeError.reason` can take, in a stable order (pre-register metric labels)."""
+
+log = logging.getLogger(__name__)
 
 FORMATS: tuple[str, ...] = ("auto", "oip-json", "kserve-cloudevents", "plain-json")
 """The wire formats `EventDecoder` accepts."""
@@ -204,25 +208,93 @@ class EventDecoder:
         self._parse = codecs.parse_object
         self._sniff = codecs.sniff_body
         self._body_codecs = {"oip-json": codecs.oip.decode, "plain-json": codecs.plain.decode}
+        self._plain = codecs.plain.decode
+        self._float_rows = codecs.arrays.flat_float_rows
         self._joiner = codecs.CloudEventJoiner(options, join_ttl_seconds, max_pending_joins, clock)
 
     def decode(self, record: RawRecord) -> Decoded:
         """Decode one record; bad data comes back in ``Decoded.error``, never raised."""
+        fmt, body = self._read(record)
+        if fmt == "kserve-cloudevents":
+            return self._joiner.decode(record)
+        return self._decode_body(record, fmt, body)
+
+    def decode_batch(self, records: Sequence[RawRecord]) -> list[Decoded]:
+        """Decode records in order: exactly ``[self.decode(r) for r in records]``, faster.
+
+        The same events (ids, models, versions, times, inputs, outputs, labels, client ids,
+        headers) and the same errors, record for record; KServe CloudEvents reach the join
+        buffer in the same order, after every other record of the batch is decoded. An error in
+        one record never touches another.
+
+        Faster because the inputs of plain JSON bodies are converted together
+        (`agent.codecs.arrays.flat_float_rows`: one C call per list and one finiteness check
+        per batch instead of an ``np.asarray`` and a check per record); each record is still
+        parsed alone, and every other check is the one `decode` runs. The inputs of one batch
+        are rows of one array, like those of one OIP batch. A list the batch conversion is not
+        sure of is converted alone, as `decode` does, which also gives its exact error.
+        """
+        try:
+            decoded, joined = self._decode_pure(records)
+        except Exception:  # a bug of the batch path must not lose the batch
+            log.exception("batch decoding failed; decoding its %d records one by one", len(records))
+            return [self.decode(record) for record in records]
+        for index in joined:
+            decoded[index] = self._joiner.decode(records[index])
+        return decoded
+
+    def _decode_pure(self, records: Sequence[RawRecord]) -> tuple[list[Decoded | None], list[int]]:
+        """`decode_batch` without its side effects, and the positions of the KServe
+        CloudEvents, left for the join (their places hold None)."""
+        read = [self._read(record) for record in records]
+        rows = self._float_rows(
+            [body.get("inputs") if fmt == "plain-json" else None for fmt, body in read]
+        )
+        decoded: list[Decoded | None] = []
+        joined: list[int] = []
+        for record, (fmt, body), row in zip(records, read, rows, strict=True):
+            if fmt == "kserve-cloudevents":
+                joined.append(len(decoded))
+                decoded.append(None)
+            else:
+                decoded.append(self._decode_body(record, fmt, body, row))
+        return decoded, joined
+
+    def _decode_body(
+        self, record: RawRecord, fmt: str | None, body: object, inputs: np.ndarray | None = None
+    ) -> Decoded:
+        """Decode what `_read` gave (other than a CloudEvent): a body, or its error. ``inputs``
+        are a plain body's inputs already converted (by `decode_batch`), or None."""
+        if fmt is None:
+            return Decoded((), error=body)
+        try:
+            if inputs is None:
+                events = self._body_codecs[fmt](body, record, self._options)
+            else:
+                events = self._plain(body, record, self._options, inputs)
+        except DecodeError as err:
+            return Decoded((), error=err)
+        return _ready(events)
+
+    def _read(self, record: RawRecord) -> tuple[str | None, object]:
+        """The record's format and its parsed body, without side effects: ``(None, error)``
+        for a record rejected before any codec, ``("kserve-cloudevents", None)`` for one the
+        join decodes."""
         value = record.value
         if not value:
-            return Decoded((), error=_EMPTY)
+            return None, _EMPTY
         if len(value) > self.max_record_bytes:
-            return Decoded((), error=_oversized(len(value), self.max_record_bytes))
+            return None, _oversized(len(value), self.max_record_bytes)
         fmt = self.fmt
         if fmt == "kserve-cloudevents" or (fmt == "auto" and _has_cloudevent_headers(record)):
-            return self._joiner.decode(record)
+            return "kserve-cloudevents", None
         try:
             body = self._parse(value)
             if fmt == "auto":
                 fmt = self._sniff(body)
-            return _ready(self._body_codecs[fmt](body, record, self._options))
         except DecodeError as err:
-            return Decoded((), error=err)
+            return None, err
+        return fmt, body
 
     def expire(self) -> list[Released]:
         """Give back the join partners that waited past the TTL, and any evicted ones."""
@@ -245,21 +317,30 @@ class EventDecoder:
         return f"EventDecoder({self.fmt!r}, model_name={self.model_name!r})"
 
 
-_SET_EVENTS, _SET_HELD, _SET_ERROR = (Decoded.__dict__[f.name].__set__ for f in fields(Decoded))
+class _Unfrozen:
+    """`Decoded`'s slots without its frozen ``__setattr__``, for `_ready`."""
+
+    __slots__ = Decoded.__slots__
 
 
 def _ready(events: tuple[InferenceEvent, ...]) -> Decoded:
     """``Decoded(events)`` without the frozen ``__init__``'s per-field ``object.__setattr__``
-    (twice as fast; the decode hot path)."""
-    decoded = object.__new__(Decoded)
-    _SET_EVENTS(decoded, events)
-    _SET_HELD(decoded, False)
-    _SET_ERROR(decoded, None)
+    (about half the cost; the decode hot path): plain attribute stores on an object of the same
+    slots, then ``__class__`` assignment, which Python allows between classes of one layout."""
+    decoded = _Unfrozen()
+    decoded.events = events
+    decoded.held = False
+    decoded.error = None
+    decoded.__class__ = Decoded
     return decoded
 
 
 def _has_cloudevent_headers(record: RawRecord) -> bool:
-    return any(name == "ce_type" or name == "ce_id" for name, _ in record.headers)
+    # A loop, not any(): no generator to build per record (a hot path).
+    for name, _ in record.headers:  # noqa: SIM110
+        if name == "ce_type" or name == "ce_id":
+            return True
+    return False
 
 
 _EMPTY = DecodeError("empty", "the record has no value (an empty body or a tombstone)")

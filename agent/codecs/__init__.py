@@ -10,7 +10,7 @@ Pure decoding: no Kafka client here. `agent.events.EventDecoder` is the facade t
   the bounded join table.
 """
 
-from agent.codecs import kserve, oip, plain
+from agent.codecs import arrays, kserve, oip, plain
 from agent.codecs.common import CodecOptions, parse_object
 from agent.codecs.join import JoinBuffer
 from agent.codecs.kserve import CloudEventJoiner
@@ -20,6 +20,7 @@ __all__ = [
     "CloudEventJoiner",
     "CodecOptions",
     "JoinBuffer",
+    "arrays",
     "kserve",
     "oip",
     "parse_object",

@@ -16,7 +16,10 @@ agent.events.DecodeError: plain 'inputs' holds 'a' at flat index 1; it must hold
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import struct
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from itertools import compress, starmap
 
 import numpy as np
 
@@ -24,6 +27,9 @@ from agent.events import DecodeError
 
 _NUMERIC_KINDS = frozenset("biuf")
 vdot = np.vdot  # flattens its inputs and, unlike ndarray.dot, does not warn on overflow
+_LARGEST = 2.0**63  # numpy reads an integer list with a value beyond this as uint64 or object
+_SAFE_SQUARES = _LARGEST**2  # a smaller sum of squares: all finite, all below _LARGEST
+_NOT_NUMBERS = (struct.error, TypeError, OverflowError)  # what struct raises on a non-number
 
 
 def all_finite(values: np.ndarray) -> bool:
@@ -82,6 +88,58 @@ def numeric_rows(value: object, what: str, *, rows: bool, check_finite: bool = T
             raise DecodeError("bad-shape", f"{what} holds no rows")
         return array if array.ndim == 2 else array.reshape(array.shape[0], -1)
     return array if array.ndim == 1 else array.reshape(-1)
+
+
+def flat_float_rows(values: Sequence[object]) -> list[np.ndarray | None]:
+    """Convert many flat JSON number lists at once, as `numeric_rows` would one by one.
+
+    Item ``i`` is exactly ``numeric_rows(values[i], what, rows=False)`` (1-D float64, equal
+    values), or None where that is not certain: then convert ``values[i]`` alone, which also
+    gives its exact error. Lists of one length become rows (views) of one 2-D array.
+
+    Faster than `numeric_rows` per list: ``struct`` packs a list of Python numbers into C
+    doubles in one call, and the finiteness check runs once per length. It is strict where
+    ``np.asarray`` is lenient, so None marks every list numpy could read otherwise: one holding
+    anything but numbers (``struct`` rejects strings, None and lists), and one holding NaN,
+    infinity or a value of magnitude 2**63 or more (numpy reads such an integer as uint64 or
+    object). Booleans are numbers to both.
+
+    >>> rows = flat_float_rows([[1, 2.5], [3.0, "4"], [5.0, float("nan")], [True, 7], None])
+    >>> [None if row is None else row.tolist() for row in rows]
+    [[1.0, 2.5], None, None, [1.0, 7.0], None]
+    """
+    rows: list[np.ndarray | None] = [None] * len(values)
+    by_width: defaultdict[int, list[int]] = defaultdict(list)
+    for index, value in enumerate(values):
+        if type(value) is list:
+            by_width[len(value)].append(index)
+    by_width.pop(0, None)  # no features: numeric_rows' empty row, then check_features' error
+    for width, taken in by_width.items():
+        pack = struct.Struct(f"{width}d").pack
+        try:
+            packed = bytearray().join(starmap(pack, [values[i] for i in taken]))
+        except _NOT_NUMBERS:  # some list is not numbers: pack them one by one, keep the others
+            packed, taken = _pack_each(pack, values, taken)
+        block = np.frombuffer(packed, np.float64).reshape(len(taken), width)
+        if not vdot(block, block) < _SAFE_SQUARES:  # a value is non-finite or too large
+            sure = (np.abs(block) < _LARGEST).all(axis=1)
+            taken, block = list(compress(taken, sure)), block[sure]
+        for index, row in zip(taken, block, strict=True):
+            rows[index] = row
+    return rows
+
+
+def _pack_each(
+    pack: Callable[..., bytes], values: Sequence[object], taken: list[int]
+) -> tuple[bytearray, list[int]]:
+    chunks, kept = [], []
+    for index in taken:
+        try:
+            chunks.append(pack(*values[index]))
+        except _NOT_NUMBERS:
+            continue
+        kept.append(index)
+    return bytearray().join(chunks), kept
 
 
 def leaves(value: object) -> Iterator[object]:

@@ -12,7 +12,7 @@ Examples
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -149,10 +149,10 @@ def build_events(
     )
 
 
-_new = object.__new__
-_SET_ID, _SET_MODEL, _SET_VERSION, _SET_TIME, _SET_IN, _SET_OUT, _SET_LABEL, _SET_CLIENT, _SET_H = [
-    InferenceEvent.__dict__[field.name].__set__ for field in fields(InferenceEvent)
-]
+class _Unfrozen:
+    """`InferenceEvent`'s slots without its frozen ``__setattr__``, for `new_event`."""
+
+    __slots__ = InferenceEvent.__slots__
 
 
 def new_event(
@@ -166,22 +166,25 @@ def new_event(
     client: str | None,
     headers: dict[str, bytes],
 ) -> InferenceEvent:
-    """``InferenceEvent(...)`` at half the cost, for the decode hot path.
+    """``InferenceEvent(...)`` at under half the cost, for the decode hot path.
 
     The generated ``__init__`` of a frozen dataclass sets every field through
-    ``object.__setattr__``; this sets the slots directly. It gives an equal, equally frozen event
-    (the dataclass has no ``__post_init__`` to skip).
+    ``object.__setattr__``; this fills an object of the same slots with plain attribute stores,
+    then makes it an `InferenceEvent` (``__class__`` assignment, which Python allows between
+    classes of the same layout). It gives an equal, equally frozen event (the dataclass has no
+    ``__post_init__`` to skip).
     """
-    event = _new(InferenceEvent)
-    _SET_ID(event, event_id)
-    _SET_MODEL(event, model)
-    _SET_VERSION(event, model_version)
-    _SET_TIME(event, when)
-    _SET_IN(event, inputs)
-    _SET_OUT(event, outputs)
-    _SET_LABEL(event, label)
-    _SET_CLIENT(event, client)
-    _SET_H(event, headers)
+    event = _Unfrozen()
+    event.id = event_id
+    event.model = model
+    event.model_version = model_version
+    event.timestamp = when
+    event.inputs = inputs
+    event.outputs = outputs
+    event.label = label
+    event.client_id = client
+    event.headers = headers
+    event.__class__ = InferenceEvent
     return event
 
 

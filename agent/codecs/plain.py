@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from agent.codecs.arrays import numeric_rows
 from agent.codecs.common import (
     TEXT_TYPES,
@@ -37,8 +39,14 @@ from agent.events import DecodeError, InferenceEvent, RawRecord
 _FIELD = "the plain JSON field"
 
 
-def decode(body: dict, record: RawRecord, options: CodecOptions) -> tuple[InferenceEvent, ...]:
-    """Decode a plain JSON body into its one event."""
+def decode(
+    body: dict, record: RawRecord, options: CodecOptions, inputs: np.ndarray | None = None
+) -> tuple[InferenceEvent, ...]:
+    """Decode a plain JSON body into its one event.
+
+    ``inputs``, when given, is ``body["inputs"]`` already converted, as `numeric_rows` would
+    (`flat_float_rows` converts a batch's at once); every check runs as without it.
+    """
     event_id, model, version = body.get("id"), body.get("model"), body.get("model_version")
     if type(event_id) is not str:
         event_id = text_field(body, "id", _FIELD)
@@ -55,8 +63,9 @@ def decode(body: dict, record: RawRecord, options: CodecOptions) -> tuple[Infere
         if raw_inputs is None:
             raise DecodeError("missing-field", "the plain JSON record has no 'inputs'")
         raise DecodeError("bad-shape", "the plain JSON 'inputs' must be a list of numbers")
-    inputs = numeric_rows(raw_inputs, "the plain JSON 'inputs'", rows=False)
-    if inputs.shape[0] == 0 or options.expected_features is not None:
+    if inputs is None:
+        inputs = numeric_rows(raw_inputs, "the plain JSON 'inputs'", rows=False)
+    if inputs.size == 0 or options.expected_features is not None:
         check_features(inputs, options, "the plain JSON record")
     raw_outputs = body.get("outputs")
     outputs = None
@@ -72,12 +81,13 @@ def decode(body: dict, record: RawRecord, options: CodecOptions) -> tuple[Infere
     client = body.get("client_id")
     if type(client) not in TEXT_TYPES:
         client = text_field(body, "client_id", _FIELD)
-    headers = dict(record.headers)
+    headers = dict(record.headers) if record.headers else {}  # {} is the cheaper empty dict
+    when = body.get("timestamp")
     event = new_event(
         event_id,
         model or options.model_name,
         version or options.model_version,
-        _timestamp(body, headers, record),
+        timestamp(headers, record) if when is None else _seconds(when),
         inputs,
         outputs,
         label,
@@ -87,10 +97,7 @@ def decode(body: dict, record: RawRecord, options: CodecOptions) -> tuple[Infere
     return (event,)
 
 
-def _timestamp(body: dict, headers: dict[str, bytes], record: RawRecord) -> float:
-    when = body.get("timestamp")
-    if when is None:
-        return timestamp(headers, record)
+def _seconds(when: object) -> float:
     if isinstance(when, int | float) and not isinstance(when, bool) and math.isfinite(when):
         return float(when)
     raise DecodeError(
