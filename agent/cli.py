@@ -14,8 +14,9 @@ import threading
 from collections.abc import Sequence
 
 from agent import __version__, scoring_commands
+from agent.logs import configure_logging
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_STARTUP = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_STARTUP, EXIT_WORKER = 0, 1, 2, 3, 4
 
 log = logging.getLogger("robustwatch")
 
@@ -78,22 +79,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    if fmt == "json":
-        pattern = (
-            '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
-            '"message":"%(message)s"}'
-        )
-    else:
-        pattern = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level, format=pattern, stream=sys.stderr, force=True)
-    # kafka-python reports every failed connection attempt at ERROR; the agent reports
-    # unreachable brokers itself, once per retry, so that chatter shows only when debugging.
-    if logging.getLevelName(level) > logging.DEBUG:
-        logging.getLogger("kafka").setLevel(logging.ERROR)
-        logging.getLogger("kafka.net").setLevel(logging.CRITICAL)
-
-
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
@@ -108,14 +93,14 @@ def _stop_on_signals() -> threading.Event:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from agent.config import load_config
-    from agent.exceptions import ConfigError, StartupError
+    from agent.exceptions import ConfigError, StartupError, WorkerError
 
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"robustwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    _configure_logging(config.logging.level, config.logging.format)
+    configure_logging(config.logging.level, config.logging.format)
     from agent.runner import Agent
 
     stop = _stop_on_signals()
@@ -126,11 +111,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except StartupError as exc:
         print(f"robustwatch: {exc}", file=sys.stderr)
         return EXIT_STARTUP
+    except WorkerError as exc:
+        print(f"robustwatch: {exc}", file=sys.stderr)
+        return EXIT_WORKER
     return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    _configure_logging("WARNING")
+    configure_logging("WARNING")
     from agent.demo.run import run_demo
 
     stop = _stop_on_signals()

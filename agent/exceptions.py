@@ -6,7 +6,7 @@ one place to import them from.
 
 from collections.abc import Sequence
 
-__all__ = ["ConfigError", "StartupError"]
+__all__ = ["ConfigError", "StartupError", "WorkerError"]
 
 
 class ConfigError(ValueError):
@@ -55,4 +55,12 @@ class StartupError(RuntimeError):
 
     The CLI prints ``str(err)`` (one line saying what failed and what to check) and exits with
     code 3.
+    """
+
+
+class WorkerError(RuntimeError):
+    """The detection worker process (``pipeline.worker_process``) died or broke the protocol.
+
+    The runner stops: what the worker held is not committed and is read again after a restart.
+    The CLI prints ``str(err)`` and exits with code 4.
     """

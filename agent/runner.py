@@ -9,9 +9,13 @@ At-least-once, by construction:
 * a produce that fails for good rewinds every partition to its last committed offset and
   reads the records again.
 
-Memory stays bounded: at most ``pipeline.max_inflight_batches`` micro-batches wait for their
-acknowledgements; beyond that the consumer pauses its partitions (and keeps polling, so it
-stays in the group) until the oldest batch is acknowledged.
+Memory stays bounded: at most ``pipeline.max_inflight_batches`` micro-batches are being
+detected or wait for their acknowledgements; beyond that the consumer pauses its partitions (and
+keeps polling, so it stays in the group) until the oldest batch is acknowledged.
+
+Decoding and detection (:class:`~agent.detection.Detection`) run in this process, or with
+``pipeline.worker_process`` in a worker process (:mod:`agent.worker`) while this one polls the
+next batch. Either way a batch's outcome is applied here, in order, the same way.
 """
 
 from __future__ import annotations
@@ -21,24 +25,27 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
 from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
 from prometheus_client import CollectorRegistry
 
 from agent.config import AgentConfig
-from agent.drift import build_drift_detectors, read_reference
-from agent.events import Decoded, DecodeError, EventDecoder, InferenceEvent, RawRecord
-from agent.exceptions import StartupError
+from agent.detection import BatchOutcome, Detection
+from agent.events import DecodeError, RawRecord
+from agent.exceptions import StartupError, WorkerError
 from agent.health import Health
 from agent.http import MetricsServer
-from agent.input_detectors import QueryAttackFeed, build_input_detectors
 from agent.metrics import AgentMetrics
-from agent.pipeline import Pipeline, StreamDetector
 from agent.sink import KafkaSink
-from agent.source import KafkaSource, Partition, connect_with_backoff
+from agent.source import (
+    KafkaSource,
+    Partition,
+    PartitionBatch,
+    connect_with_backoff,
+    records_of,
+)
+from agent.worker import DetectionWorker, replay
 
 log = logging.getLogger(__name__)
 
@@ -48,40 +55,23 @@ _LAG_INTERVAL_SECONDS = 1.0
 
 @dataclass
 class _InflightBatch:
-    futures: list[FutureRecordMetadata]
+    #: The sends of the batch's results and dead letters; None while the worker detects it.
+    futures: list[FutureRecordMetadata] | None
     next_offsets: dict[Partition, int]
     #: For each partition, no commit may pass this offset while the batch is unacknowledged:
     #: records released from the join buffer in this batch have offsets at or above it.
     floors: dict[Partition, int] = field(default_factory=dict)
+    #: The worker's sequence number of the batch (worker mode only).
+    seq: int | None = None
 
     def done(self) -> bool:
-        return all(f.is_done for f in self.futures)
+        return self.futures is not None and all(f.is_done for f in self.futures)
 
     def failure(self) -> Exception | None:
-        for f in self.futures:
+        for f in self.futures or ():
             if f.failed():
                 return f.exception
         return None
-
-
-def load_reference(path: Path) -> np.ndarray:
-    """Reference inputs from ``.npy`` or ``.npz`` (key ``x``), as a 2-D float array."""
-    return read_reference(path).x
-
-
-def build_detectors(
-    config: AgentConfig, metrics: AgentMetrics
-) -> tuple[list[StreamDetector], int | None]:
-    """The stream detectors the config asks for, and the feature count they expect.
-
-    The drift detectors of ``detectors.drift`` (see :mod:`agent.drift`), then the per-input
-    and stateful ones (see :mod:`agent.input_detectors`). The feature count is the drift
-    reference file's (the decoder dead-letters events of another count), None when no drift
-    detector reads a reference file: per-input detectors then flag such events
-    ``error:<name>`` themselves.
-    """
-    drift, n_features = build_drift_detectors(config, metrics)
-    return [*drift, *build_input_detectors(config, metrics)], n_features
 
 
 class Agent:
@@ -92,20 +82,11 @@ class Agent:
         self.registry = registry or CollectorRegistry()
         self.metrics = AgentMetrics(self.registry, config.model.name, config.model.version)
         self.health = Health()
-        detectors, n_features = build_detectors(config, self.metrics)
-        self.pipeline = Pipeline(config.model.name, config.model.version, detectors)
-        k = config.kafka
-        self.decoder = EventDecoder(
-            k.format,
-            model_name=config.model.name,
-            model_version=config.model.version,
-            max_record_bytes=k.max_record_bytes,
-            expected_features=n_features,
-            client_id_header=k.client_id_header,
-            join_ttl_seconds=k.join_ttl_seconds,
-            max_pending_joins=k.max_pending_joins,
-        )
-        self.emit_all = k.emit == "all"
+        #: Decoding and detection in this process; None with ``pipeline.worker_process``,
+        #: where :meth:`run` starts a worker process that builds its own.
+        self.detection = None if config.pipeline.worker_process else Detection(config, self.metrics)
+        self._worker: DetectionWorker | None = None
+        self._worker_held: dict[Partition, int] = {}  # its join buffer, as last reported
         self.server: MetricsServer | None = None
         self._inflight: deque[_InflightBatch] = deque()
         self._processed_next: dict[Partition, int] = {}
@@ -153,46 +134,66 @@ class Agent:
         """Consume until ``stop`` is set, then finish in-flight work, commit and close."""
         p = self.config.pipeline
         k = self.config.kafka
-        self.health.set_ready(False, "connecting to Kafka")
-        producer = connect_with_backoff(
-            lambda timeout_ms: KafkaProducer(
-                **self._producer_kwargs(), bootstrap_timeout_ms=timeout_ms
-            ),
-            "producer",
-            p.startup_retry_max_seconds,
-            stop,
-        )
+        if self.detection is None:
+            self.health.set_ready(False, "starting the detection worker")
+            self._worker = DetectionWorker.start(self.config, self.metrics, stop)
         try:
-            source = KafkaSource.connect(
-                self._consumer_kwargs(), k.topics, p.startup_retry_max_seconds, stop
+            self.health.set_ready(False, "connecting to Kafka")
+            producer = connect_with_backoff(
+                lambda timeout_ms: KafkaProducer(
+                    **self._producer_kwargs(), bootstrap_timeout_ms=timeout_ms
+                ),
+                "producer",
+                p.startup_retry_max_seconds,
+                stop,
             )
-        except StartupError:
-            producer.close(timeout=1)
-            raise
-        sink = KafkaSink(producer, k.results_topic, k.dead_letter_topic)
-        log.info("consuming %s as group %s", ", ".join(k.topics), k.group_id)
-        try:
-            self._consume(source, sink, stop)
+            try:
+                source = KafkaSource.connect(
+                    self._consumer_kwargs(), k.topics, p.startup_retry_max_seconds, stop
+                )
+            except StartupError:
+                producer.close(timeout=1)
+                raise
+            sink = KafkaSink(producer, k.results_topic, k.dead_letter_topic)
+            log.info("consuming %s as group %s", ", ".join(k.topics), k.group_id)
+            try:
+                self._consume(source, sink, stop)
+            finally:
+                self.health.set_ready(False, "stopping")
+                self._drain(source, producer, sink)
         finally:
-            self.health.set_ready(False, "stopping")
-            self._drain(source, producer)
-            for detector in self.pipeline.detectors:
-                if isinstance(detector, QueryAttackFeed):
-                    detector.save_state()
+            self._stop_detection()
+
+    def _stop_detection(self) -> None:
+        """Save the detectors' state (the worker saves its own as it stops)."""
+        if self._worker is not None:
+            self._worker.stop(timeout_seconds=self.config.pipeline.shutdown_timeout_seconds * 0.4)
+        else:
+            self.detection.save_state()
 
     def _consume(self, source: KafkaSource, sink: KafkaSink, stop: threading.Event) -> None:
         """The poll loop proper: poll, process, commit, apply backpressure, report lag."""
         p = self.config.pipeline
         self.health.set_ready(False, "joining the consumer group")
         next_lag = 0.0
+        worker = self._worker
         while not stop.is_set():
             self.health.beat()
-            records = source.poll(p.poll_timeout_ms, p.max_batch_records)
+            # With batches at the worker, poll what is there and wait on the worker instead.
+            detecting = worker is not None and worker.outstanding > 0
+            batches = source.poll(0 if detecting else p.poll_timeout_ms, p.max_batch_records)
             self._forget(source.take_revoked())
             if source.has_joined:
                 self.health.set_ready(True)
-            if records or self.decoder.pending_joins:
-                self._process(records, sink)
+            if worker is None:
+                if batches or self.detection.pending_joins:
+                    self._process(records_of(batches), sink)
+            else:
+                if batches or worker.pending_joins:
+                    self._submit(batches)
+                full = len(self._inflight) >= p.max_inflight_batches
+                wait = p.poll_timeout_ms / 1000 if full or (detecting and not batches) else 0.0
+                self._collect(sink, wait)
             self._commit_completed(source)
             if len(self._inflight) >= p.max_inflight_batches:
                 source.pause()
@@ -205,51 +206,46 @@ class Agent:
                     self.metrics.set_lag(topic, partition, lag)
 
     def _process(self, records: list[RawRecord], sink: KafkaSink) -> None:
-        started = time.perf_counter()
-        floors = self.decoder.held_offsets()
-        futures: list[FutureRecordMetadata] = []
-        events: list[InferenceEvent] = []
-        incomplete = 0
-        dead = 0
-        for released in self.decoder.expire():
-            if released.error is not None:
-                dead += 1
-                futures.append(self._dead_letter(sink, released.record, released.error))
-            incomplete += len(released.events)
-            events.extend(released.events)
-        next_offsets: dict[Partition, int] = {}
-        for record in records:
-            next_offsets[(record.topic, record.partition)] = record.offset + 1
-            decoded = self._decode(record)
-            if decoded.error is not None:
-                dead += 1
-                futures.append(self._dead_letter(sink, record, decoded.error))
-            # A record can be both: a response that does not fit its request is dead-lettered
-            # while the request's events go on without outputs.
-            events.extend(decoded.events)
-        results = self.pipeline.process(events, flagged_only=not self.emit_all)
-        for result in results:
-            futures.append(sink.send_result(result))
-        self.metrics.count_flags(result.flags for result in results)
-        if futures or next_offsets:
-            self._inflight.append(_InflightBatch(futures, next_offsets, floors))
-        if not (records or events or dead):
-            return
-        self.metrics.count_events("processed", len(events) - incomplete)
-        self.metrics.count_events("incomplete", incomplete)
-        self.metrics.count_events("dead_letter", dead)
-        if events:
-            self.metrics.last_event_timestamp.set(max(e.timestamp for e in events))
-        self.metrics.batch_duration.observe(time.perf_counter() - started)
+        """Detect a batch in this process and send what it gave."""
+        batch = _InflightBatch(None, _next_offsets(records))
+        outcome = self.detection.process(records)
+        self._apply(batch, outcome, sink)
+        if batch.futures or batch.next_offsets:
+            self._inflight.append(batch)
 
-    def _decode(self, record: RawRecord) -> Decoded:
-        try:
-            return self.decoder.decode(record)
-        except Exception as exc:  # a codec bug must not stop the agent
-            log.exception(
-                "decoder failed on %s-%d@%d", record.topic, record.partition, record.offset
-            )
-            return Decoded((), error=DecodeError("decoder-failure", f"{type(exc).__name__}: {exc}"))
+    def _submit(self, batches: list[PartitionBatch]) -> None:
+        """Hand a poll's batches to the worker; their place in the commit order is taken now."""
+        seq = self._worker.submit(batches)
+        next_offsets = {(b.topic, b.partition): b.next_offset for b in batches}
+        self._inflight.append(_InflightBatch(None, next_offsets, seq=seq))
+
+    def _collect(self, sink: KafkaSink, wait_seconds: float) -> None:
+        """Apply the worker's outcomes that have arrived (waiting up to ``wait_seconds``)."""
+        for seq, outcome in self._worker.collect(wait_seconds):
+            batch = next((b for b in self._inflight if b.seq == seq), None)
+            if batch is None:  # dropped by a rewind: its records will be read again
+                replay(outcome.metric_calls, self.metrics)
+                continue
+            self._worker_held = outcome.held
+            self._apply(batch, outcome, sink)
+
+    def _apply(self, batch: _InflightBatch, outcome: BatchOutcome, sink: KafkaSink) -> None:
+        """Send a batch's dead letters and results, and count it."""
+        started = time.perf_counter()
+        replay(outcome.metric_calls, self.metrics)
+        futures = [self._dead_letter(sink, record, error) for record, error in outcome.dead_letters]
+        futures.extend(sink.send_result(result) for result in outcome.results)
+        batch.futures = futures
+        batch.floors = outcome.floors
+        self.metrics.count_flags(result.flags for result in outcome.results)
+        if not (batch.next_offsets or not outcome.empty):
+            return
+        self.metrics.count_events("processed", outcome.events - outcome.incomplete)
+        self.metrics.count_events("incomplete", outcome.incomplete)
+        self.metrics.count_events("dead_letter", len(outcome.dead_letters))
+        if outcome.last_event_timestamp is not None:
+            self.metrics.last_event_timestamp.set(outcome.last_event_timestamp)
+        self.metrics.batch_duration.observe(outcome.seconds + time.perf_counter() - started)
 
     def _dead_letter(self, sink: KafkaSink, record: RawRecord, error: DecodeError):
         self.metrics.count_dead_letter(error.reason)
@@ -276,7 +272,7 @@ class Agent:
                 return
             self._next_commit = now + self.config.pipeline.commit_interval_seconds
         self._advanced_since_commit = False
-        held = self.decoder.held_offsets()
+        held = self._held_offsets()
         offsets: dict[Partition, int] = {}
         for partition, offset in self._processed_next.items():
             limit = min(
@@ -294,7 +290,7 @@ class Agent:
         log.error("producing results failed (%s); re-reading from the last commit", error)
         self._inflight.clear()
         self._processed_next.clear()
-        self.decoder.forget_partitions(source.assignment())
+        self._forget_joins(source.assignment())
         for partition in source.assignment():
             offset = self._committed.get(partition)
             if offset is None:
@@ -306,7 +302,7 @@ class Agent:
         if not revoked:
             return
         log.info("partitions revoked: %s", sorted(revoked))
-        self.decoder.forget_partitions(revoked)
+        self._forget_joins(revoked)
         for partition in revoked:
             self._processed_next.pop(partition, None)
             self._committed.pop(partition, None)
@@ -316,9 +312,34 @@ class Agent:
                 batch.next_offsets.pop(partition, None)
                 batch.floors.pop(partition, None)
 
-    def _drain(self, source: KafkaSource, producer: KafkaProducer) -> None:
-        """Wait for in-flight results, commit them, and close both clients."""
+    def _held_offsets(self) -> dict[Partition, int]:
+        if self._worker is None:
+            return self.detection.held_offsets()
+        return self._worker_held
+
+    def _forget_joins(self, partitions) -> None:
+        """Drop the join buffer's records of these partitions: they will be read again."""
+        partitions = set(partitions)
+        if self._worker is None:
+            self.detection.forget_partitions(partitions)
+            return
+        self._worker.forget(sorted(partitions))
+        for partition in partitions:
+            self._worker_held.pop(partition, None)
+
+    def _drain(self, source: KafkaSource, producer: KafkaProducer, sink: KafkaSink) -> None:
+        """Wait for the worker's outcomes and the in-flight results, commit, close both
+        clients."""
         deadline = time.monotonic() + self.config.pipeline.shutdown_timeout_seconds * 0.6
+        try:
+            while self._worker is not None and self._worker.outstanding:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("the detection worker did not finish its batches in time")
+                    break
+                self._collect(sink, min(left, 0.1))
+        except WorkerError as exc:
+            log.error("%s", exc)
         try:
             producer.flush(timeout=max(0.1, deadline - time.monotonic()))
         except Exception as exc:
@@ -338,3 +359,8 @@ class Agent:
             "stopped; committed %s",
             {f"{t}-{p}": o for (t, p), o in sorted(self._committed.items())},
         )
+
+
+def _next_offsets(records: list[RawRecord]) -> dict[Partition, int]:
+    """The offset after each partition's last record (polls give each partition's in order)."""
+    return {(r.topic, r.partition): r.offset + 1 for r in records}

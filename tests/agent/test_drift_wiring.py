@@ -11,12 +11,12 @@ from prometheus_client import CollectorRegistry
 from scipy.special import softmax
 
 from agent.config import config_from_dict
+from agent.detection import build_detectors, load_reference
 from agent.drift import DriftFeed, build_drift_detectors, read_reference
 from agent.events import InferenceEvent
 from agent.exceptions import StartupError
 from agent.metrics import AgentMetrics
 from agent.pipeline import Pipeline
-from agent.runner import build_detectors, load_reference
 
 CONTINUOUS = [0, 1, 2, 3]  # column 4 holds category codes 0, 1, 2
 

@@ -14,11 +14,11 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from agent.config import ConfigError, config_from_dict
+from agent.detection import build_detectors
 from agent.events import InferenceEvent
 from agent.exceptions import StartupError
 from agent.metrics import AgentMetrics
 from agent.pipeline import Pipeline
-from agent.runner import build_detectors
 from scoring.attacks import cw_l2
 from tests.detectors.adversarial.digits import digits, trained_cnn
 

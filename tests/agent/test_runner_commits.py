@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+import pytest
 
 from agent.config import config_from_dict
 from agent.demo import traffic
 from agent.events import RawRecord
 from agent.runner import Agent
+from agent.source import PartitionBatch
+from agent.worker import DetectionWorker
 
 TOPIC = "in"
 
@@ -30,17 +35,22 @@ class FakeFuture:
 class FakeSink:
     def __init__(self) -> None:
         self.results: list[tuple[str, FakeFuture]] = []
+        self.sent: list = []  # the result records, in order
         self.dead: list[FakeFuture] = []
 
     def send_result(self, result):
         future = FakeFuture()
         self.results.append((result.id, future))
+        self.sent.append(result)
         return future
 
     def send_dead_letter(self, record, error):
         future = FakeFuture()
         self.dead.append(future)
         return future
+
+    def futures(self) -> list[FakeFuture]:
+        return [f for _, f in self.results] + self.dead
 
     def future_of(self, event_id: str) -> FakeFuture:
         return next(f for i, f in self.results if i == event_id)
@@ -68,7 +78,7 @@ class FakeSource:
         return self.commits[-1] if self.commits else {}
 
 
-def _agent() -> Agent:
+def _agent(worker_process: bool = False) -> Agent:
     config = config_from_dict(
         {
             "kafka": {
@@ -79,7 +89,7 @@ def _agent() -> Agent:
             },
             "model": {"name": "m"},
             "metrics": {"port": 0},
-            "pipeline": {"commit_interval_seconds": 0},
+            "pipeline": {"commit_interval_seconds": 0, "worker_process": worker_process},
         }
     )
     return Agent(config)
@@ -176,7 +186,8 @@ class LoopSource(FakeSource):
             return []
         records = _records(f"e{self.offset}", (self.offset, self.offset + 1))
         self.offset += 2
-        return records
+        columns = [list(column) for column in zip(*records, strict=True)]
+        return [PartitionBatch(TOPIC, 0, *columns[2:])]
 
     def take_revoked(self):
         return set()
@@ -192,22 +203,27 @@ class LoopSource(FakeSource):
         return {}
 
 
-def test_the_consumer_pauses_while_too_many_batches_wait_for_acknowledgement():
-    import threading
-
-    agent, sink = _agent(), FakeSink()
+@pytest.mark.parametrize("worker_process", [False, True], ids=["one-process", "worker"])
+def test_the_consumer_pauses_while_too_many_batches_wait_for_acknowledgement(worker_process):
+    agent, sink = _agent(worker_process=worker_process), FakeSink()
     limit = agent.config.pipeline.max_inflight_batches
     stop = threading.Event()
-    source = LoopSource(stop, polls=50)
-    agent._consume(source, sink, stop)  # nothing is ever acknowledged
-    assert source.paused and source.pauses == 1
-    assert len(agent._inflight) == limit  # memory stays bounded: no more batches were read
-    assert source.offset == 2 * limit
+    if worker_process:
+        agent._worker = DetectionWorker.start(agent.config, agent.metrics, stop)
+    try:
+        source = LoopSource(stop, polls=50)
+        agent._consume(source, sink, stop)  # nothing is ever acknowledged
+        assert source.paused and source.pauses == 1
+        assert len(agent._inflight) == limit  # memory stays bounded: no more batches were read
+        assert source.offset == 2 * limit
 
-    for _, future in sink.results:
-        future.succeed()
-    stop.clear()
-    source.polls_left = 3
-    agent._consume(source, sink, stop)
-    assert source.offset > 2 * limit  # resumed once the batches were acknowledged
-    assert source.last == {(TOPIC, 0): 2 * limit}
+        for _, future in sink.results:
+            future.succeed()
+        stop.clear()
+        source.polls_left = 3
+        agent._consume(source, sink, stop)
+        assert source.offset > 2 * limit  # resumed once the batches were acknowledged
+        assert source.last == {(TOPIC, 0): 2 * limit}
+    finally:
+        if worker_process:
+            agent._worker.stop(10)

@@ -31,12 +31,16 @@ def _events(prefix: str, n: int, seed: int):
     return [traffic.plain_json(f"{prefix}-{i}", x[i]) for i in range(n)]
 
 
-def test_every_event_survives_three_sigkills(broker, tmp_path):
+WORKER = pytest.mark.parametrize("worker_process", [False, True], ids=["one-process", "worker"])
+
+
+@WORKER
+def test_every_event_survives_three_sigkills(broker, tmp_path, worker_process):
     topic = unique("kill")
     config = agent_config(broker.bootstrap_servers, topic, tmp_path)
     config["kafka"]["group_instance_id"] = "worker-0"
     # Small batches so that a kill always lands with work in flight.
-    config["pipeline"] = {"max_batch_records": 50}
+    config["pipeline"] = {"max_batch_records": 50, "worker_process": worker_process}
     k = config["kafka"]
     create_topics(broker.bootstrap_servers, [topic, k["results_topic"], k["dead_letter_topic"]])
     n_total, n_chunks = 12_000, 12
@@ -76,10 +80,13 @@ def test_every_event_survives_three_sigkills(broker, tmp_path):
     assert len(results) >= n_total
 
 
-def test_sigterm_exits_zero_with_offsets_committed_for_what_was_processed(broker, tmp_path):
+@WORKER
+def test_sigterm_exits_zero_with_offsets_committed_for_what_was_processed(
+    broker, tmp_path, worker_process
+):
     topic = unique("term")
     config = agent_config(broker.bootstrap_servers, topic, tmp_path)
-    config["pipeline"] = {"max_batch_records": 100}
+    config["pipeline"] = {"max_batch_records": 100, "worker_process": worker_process}
     k = config["kafka"]
     create_topics(broker.bootstrap_servers, [topic, k["results_topic"], k["dead_letter_topic"]])
     n_total = 20_000

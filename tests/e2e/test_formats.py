@@ -14,8 +14,19 @@ N_EVENTS = 5000
 N_FEATURES = 8
 
 
-@pytest.mark.parametrize("fmt", ["plain-json", "oip-json", "kserve-cloudevents"])
-def test_every_event_reaches_the_results_topic(broker, tmp_path, fmt):
+@pytest.mark.parametrize(
+    ("fmt", "worker_process"),
+    [
+        ("plain-json", False),
+        ("oip-json", False),
+        ("kserve-cloudevents", False),
+        # The join buffer and the detectors in a worker process (pipeline.worker_process).
+        ("plain-json", True),
+        ("kserve-cloudevents", True),
+    ],
+    ids=["plain-json", "oip-json", "kserve-cloudevents", "plain-json-worker", "kserve-worker"],
+)
+def test_every_event_reaches_the_results_topic(broker, tmp_path, fmt, worker_process):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(N_EVENTS, N_FEATURES)).round(4)
     probs = rng.dirichlet(np.ones(3), size=N_EVENTS).round(4)
@@ -23,6 +34,7 @@ def test_every_event_reaches_the_results_topic(broker, tmp_path, fmt):
     topic = unique(fmt)
     config = agent_config(broker.bootstrap_servers, topic, tmp_path)
     config["kafka"]["format"] = "auto" if fmt == "plain-json" else fmt
+    config["pipeline"] = {"worker_process": worker_process}
     k = config["kafka"]
     create_topics(broker.bootstrap_servers, [topic, k["results_topic"], k["dead_letter_topic"]])
     records = [r for i, eid in enumerate(ids) for r in traffic.encode(fmt, eid, x[i], probs[i])]

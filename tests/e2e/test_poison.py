@@ -56,7 +56,8 @@ def _malformed(i: int) -> tuple[bytes, bytes, list]:
     return key, b"", []  # empty
 
 
-def test_malformed_records_go_to_the_dead_letter_topic(broker, tmp_path):
+@pytest.mark.parametrize("worker_process", [False, True], ids=["one-process", "worker"])
+def test_malformed_records_go_to_the_dead_letter_topic(broker, tmp_path, worker_process):
     rng = np.random.default_rng(1)
     x_ref = rng.normal(size=(500, N_FEATURES))
     np.save(tmp_path / "reference.npy", x_ref)
@@ -67,6 +68,7 @@ def test_malformed_records_go_to_the_dead_letter_topic(broker, tmp_path):
         tmp_path,
         reference={"path": str(tmp_path / "reference.npy")},
         detectors={"drift": {"window": 100}},
+        pipeline={"worker_process": worker_process},
     )
     k = config["kafka"]
     k["max_record_bytes"] = MAX_RECORD_BYTES
