@@ -26,19 +26,40 @@ import numpy as np
 from agent.events import DecodeError
 
 _NUMERIC_KINDS = frozenset("biuf")
-vdot = np.vdot  # flattens its inputs and, unlike ndarray.dot, does not warn on overflow
+#: OpenBLAS computes a dot product of at most 10,000 values on the calling thread; beyond,
+#: it wakes its thread pool, whose spinning steals the core the Kafka client's thread needs.
+_ONE_THREAD_DOT = 8192
 _LARGEST = 2.0**63  # numpy reads an integer list with a value beyond this as uint64 or object
 _SAFE_SQUARES = _LARGEST**2  # a smaller sum of squares: all finite, all below _LARGEST
 _NOT_NUMBERS = (struct.error, TypeError, OverflowError)  # what struct raises on a non-number
 
 
+def sum_of_squares(values: np.ndarray) -> float:
+    """The sum of the squared values of an array, any shape: inf or NaN unless every value is
+    finite (or the sum overflows).
+
+    Dot products (``np.vdot``, which flattens and, unlike ``dot``, does not warn on overflow)
+    of at most ``_ONE_THREAD_DOT`` values, so BLAS never starts threads on the decode path.
+
+    >>> sum_of_squares(np.arange(10_000.0)) == float(np.sum(np.arange(10_000.0) ** 2))
+    True
+    """
+    flat = values.reshape(-1)
+    if flat.size <= _ONE_THREAD_DOT:
+        return float(np.vdot(flat, flat))
+    return math.fsum(
+        float(np.vdot(chunk, chunk))
+        for chunk in (flat[i : i + _ONE_THREAD_DOT] for i in range(0, flat.size, _ONE_THREAD_DOT))
+    )
+
+
 def all_finite(values: np.ndarray) -> bool:
     """Whether a float array holds no NaN or infinity.
 
-    The fast path is one dot product (``np.vdot``, which flattens and, unlike ``dot``, does not
-    warn on overflow): a finite sum of squares means every value is finite.
+    The fast path is one sum of squares (`sum_of_squares`): a finite one means every value is
+    finite.
     """
-    return math.isfinite(vdot(values, values)) or bool(np.isfinite(values).all())
+    return math.isfinite(sum_of_squares(values)) or bool(np.isfinite(values).all())
 
 
 def non_finite_error(values: np.ndarray, what: str) -> DecodeError:
@@ -121,7 +142,7 @@ def flat_float_rows(values: Sequence[object]) -> list[np.ndarray | None]:
         except _NOT_NUMBERS:  # some list is not numbers: pack them one by one, keep the others
             packed, taken = _pack_each(pack, values, taken)
         block = np.frombuffer(packed, np.float64).reshape(len(taken), width)
-        if not vdot(block, block) < _SAFE_SQUARES:  # a value is non-finite or too large
+        if not sum_of_squares(block) < _SAFE_SQUARES:  # a value is non-finite or too large
             sure = (np.abs(block) < _LARGEST).all(axis=1)
             taken, block = list(compress(taken, sure)), block[sure]
         for index, row in zip(taken, block, strict=True):

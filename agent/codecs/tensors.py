@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from agent.codecs.arrays import all_finite, leaves, non_finite_error, offender, vdot
+from agent.codecs.arrays import all_finite, leaves, non_finite_error, offender, sum_of_squares
 from agent.events import DecodeError
 
 DATATYPES: dict[str, np.dtype] = {
@@ -50,7 +50,7 @@ DATATYPES: dict[str, np.dtype] = {
 
 _FLOAT64 = np.dtype(np.float64)
 _EXACT_FLOATS = 2.0**53  # float64 holds every integer below this exactly
-# Below this sum of squares (np.vdot), every float64 value is finite and within the datatype.
+# Below this sum of squares (sum_of_squares), every float64 value is finite and within the datatype.
 _SAFE_SQUARES = {
     "FP16": float(np.finfo(np.float16).max) ** 2,
     "FP32": float(np.finfo(np.float32).max) ** 2,
@@ -109,7 +109,7 @@ def parse_tensor(spec: object, role: str, *, check_finite: bool) -> Tensor:
     flat = array if array.ndim == 1 else array.reshape(-1)
     safe = _SAFE_SQUARES.get(datatype)
     # The fast path, inlined: float data for a float datatype, all finite and within range.
-    if safe is None or flat.dtype.kind != "f" or not vdot(flat, flat) < safe:
+    if safe is None or flat.dtype.kind != "f" or not sum_of_squares(flat) < safe:
         flat = _convert(flat, data, datatype, role, name, check_finite)
     return Tensor(name, datatype, shape, flat.reshape(shape[0] if len(shape) > 1 else 1, -1))
 
@@ -147,7 +147,7 @@ def _convert(
     dtype = DATATYPES[datatype]
     if dtype.kind == "f":
         if kind == "f":
-            if not vdot(flat, flat) < _SAFE_SQUARES[datatype]:
+            if not sum_of_squares(flat) < _SAFE_SQUARES[datatype]:
                 _check_float(flat, datatype, _label(role, name), check_finite)
             return flat
         if kind == "b":
@@ -155,7 +155,7 @@ def _convert(
                 "bad-dtype", f"{_label(role, name)} holds booleans; send numbers or use BOOL"
             )
         flat = flat.astype(_FLOAT64)
-        if datatype == "FP16" and not vdot(flat, flat) < _SAFE_SQUARES[datatype]:
+        if datatype == "FP16" and not sum_of_squares(flat) < _SAFE_SQUARES[datatype]:
             _check_float(flat, datatype, _label(role, name), check_finite)
         return flat
     if dtype.kind == "b":
