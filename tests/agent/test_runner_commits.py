@@ -227,3 +227,62 @@ def test_the_consumer_pauses_while_too_many_batches_wait_for_acknowledgement(wor
     finally:
         if worker_process:
             agent._worker.stop(10)
+
+
+def _as_batch(records: list[RawRecord]) -> list[PartitionBatch]:
+    columns = [list(column) for column in zip(*records, strict=True)]
+    return [PartitionBatch(TOPIC, 0, *columns[2:])]
+
+
+@pytest.fixture(params=[False, True], ids=["one-process", "worker"])
+def agent_in_mode(request):
+    """An agent detecting in its own process, or in a started worker process."""
+    agent = _agent(worker_process=request.param)
+    if request.param:
+        agent._worker = DetectionWorker.start(agent.config, agent.metrics, threading.Event())
+    yield agent
+    if request.param:
+        agent._worker.stop(10)
+
+
+def _detect(agent: Agent, records: list[RawRecord], sink: FakeSink) -> None:
+    """One poll's records through the agent, outcome applied, in either mode."""
+    if agent._worker is None:
+        agent._process(records, sink)
+        return
+    agent._submit(_as_batch(records))
+    while agent._worker.outstanding:
+        agent._collect(sink, 5.0)
+
+
+def test_a_revoked_partition_loses_its_held_joins(agent_in_mode):
+    agent, sink = agent_in_mode, FakeSink()
+    request, response = _records("a", (0, 1))
+    _detect(agent, [request], sink)  # held for its response
+    assert agent._held_offsets() == {(TOPIC, 0): 0}
+    agent._forget({(TOPIC, 0)})
+    assert agent._held_offsets() == {}
+    # The request is gone from the join buffer: its response now waits alone.
+    _detect(agent, [response], sink)
+    assert sink.results == [] and agent._held_offsets() == {(TOPIC, 0): 1}
+
+
+def test_after_a_failed_produce_the_outcomes_of_dropped_batches_are_not_sent():
+    agent, sink, source = _agent(worker_process=True), FakeSink(), FakeSource()
+    agent._worker = DetectionWorker.start(agent.config, agent.metrics, threading.Event())
+    try:
+        _detect(agent, _records("w", (0, 1)), sink)
+        sink.future_of("w").succeed()
+        agent._commit_completed(source)
+        assert source.last == {(TOPIC, 0): 2}
+        _detect(agent, _records("x", (2, 3)), sink)
+        agent._submit(_as_batch(_records("y", (4, 5))))  # at the worker during the rewind
+        sink.future_of("x").fail(RuntimeError("broker gone"))
+        agent._commit_completed(source)
+        assert source.seeks == {(TOPIC, 0): 2} and not agent._inflight
+        agent._collect(sink, 5.0)  # y's outcome arrives: dropped, y is read again
+        assert [event_id for event_id, _ in sink.results] == ["w", "x"]
+        assert source.last == {(TOPIC, 0): 2}
+        assert agent._worker.outstanding == 0
+    finally:
+        agent._worker.stop(10)
