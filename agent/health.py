@@ -10,8 +10,9 @@ from collections.abc import Callable
 class Health:
     """Thread-safe liveness/readiness state.
 
-    The poll loop calls :meth:`beat` on every turn. The agent is *alive* while the last beat is
-    younger than ``stall_seconds`` (a stuck loop turns ``/healthz`` red so that Kubernetes
+    The poll loop calls :meth:`beat` on every turn (with a detection worker, only while the
+    worker answers its batches). The agent is *alive* while the last beat is younger than
+    ``stall_seconds`` (a stuck loop or worker turns ``/healthz`` red so that Kubernetes
     restarts it), and *ready* once it has joined its consumer group and holds partitions.
     """
 
@@ -38,7 +39,7 @@ class Health:
                 return True, "starting"
             age = self._clock() - self._last_beat
         if age > self.stall_seconds:
-            return False, f"poll loop stalled for {age:.0f} s"
+            return False, f"no progress for {age:.0f} s (the poll loop or its detection is stuck)"
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:

@@ -178,7 +178,8 @@ class Agent:
         next_lag = 0.0
         worker = self._worker
         while not stop.is_set():
-            self.health.beat()
+            if worker is None or worker.stalled_for() < self.health.stall_seconds:
+                self.health.beat()
             # With batches at the worker, poll what is there and wait on the worker instead.
             detecting = worker is not None and worker.outstanding > 0
             batches = source.poll(0 if detecting else p.poll_timeout_ms, p.max_batch_records)

@@ -107,6 +107,7 @@ class DetectionWorker:
         self._receiver = receiver
         self._next_seq = 0
         self._outstanding: list[int] = []  # sequence numbers sent, not yet answered
+        self._last_progress = time.monotonic()  # an outcome came, or work arrived at an idle one
         self.pending_joins = 0
 
     @classmethod
@@ -156,9 +157,18 @@ class DetectionWorker:
         """Batches sent and not yet answered."""
         return len(self._outstanding)
 
+    def stalled_for(self) -> float:
+        """Seconds the worker has held a batch without answering any (0 when it holds none):
+        a detector stuck in the worker must turn ``/healthz`` red as a stuck poll loop does."""
+        if not self._outstanding:
+            return 0.0
+        return time.monotonic() - self._last_progress
+
     def submit(self, batches: Sequence[PartitionBatch]) -> int:
         """Send the batches of one poll (maybe none: joins may be due); returns its sequence
         number."""
+        if not self._outstanding:
+            self._last_progress = time.monotonic()
         seq = self._next_seq
         self._next_seq += 1
         self._send(("batch", seq, [tuple(batch) for batch in batches]))
@@ -184,6 +194,7 @@ class DetectionWorker:
             if seq != expected:
                 raise WorkerError(f"the detection worker answered batch {seq}, not {expected}")
             self.pending_joins = outcome.pending_joins
+            self._last_progress = time.monotonic()
             outcomes.append((seq, outcome))
         return outcomes
 

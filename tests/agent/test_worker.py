@@ -4,7 +4,10 @@ and the stateful detector's state saved when it stops."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,7 @@ from agent.exceptions import StartupError, WorkerError
 from agent.runner import Agent
 from agent.source import PartitionBatch
 from agent.worker import DetectionWorker, MetricCalls
-from tests.agent.test_runner_commits import FakeSink, FakeSource
+from tests.agent.test_runner_commits import FakeSink, FakeSource, LoopSource
 
 SALT = "an example salt of 32 bytes, ok!"
 N_FEATURES = 16
@@ -185,3 +188,29 @@ def test_stopping_the_worker_saves_the_stateful_state(tmp_path):
     restored = Agent(_config(tmp_path, False, state_file=str(state)))
     (feed,) = [d for d in restored.detection.pipeline.detectors if d.name == "query-attack"]
     assert feed.detector.snapshot().fingerprints > 0
+
+
+def test_a_stuck_worker_turns_healthz_red_and_a_recovered_one_green(tmp_path):
+    agent, sink = Agent(_config(tmp_path, True)), FakeSink()
+    agent.health.stall_seconds = 0.5
+    worker = _started(agent)
+    stop = threading.Event()
+    agent.health.beat()  # the loop's first turn
+    os.kill(worker._process.pid, signal.SIGSTOP)  # as a detector stuck in a loop would be
+    try:
+        agent._submit(_batches(1)[0])
+        time.sleep(0.6)
+        agent._consume(LoopSource(stop, polls=3), sink, stop)
+        assert worker.stalled_for() > 0.5
+        alive, reason = agent.health.alive()
+        assert not alive and "detection is stuck" in reason
+    finally:
+        os.kill(worker._process.pid, signal.SIGCONT)
+    try:
+        _drain(agent, sink)
+        assert worker.stalled_for() == 0.0
+        stop.clear()
+        agent._consume(LoopSource(stop, polls=1), sink, stop)
+        assert agent.health.alive() == (True, "ok")
+    finally:
+        worker.stop(10)
