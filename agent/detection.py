@@ -23,10 +23,9 @@ from agent.drift import build_drift_detectors, read_reference
 from agent.events import Decoded, DecodeError, EventDecoder, InferenceEvent, RawRecord
 from agent.input_detectors import QueryAttackFeed, build_input_detectors
 from agent.pipeline import Pipeline, ResultRecord, StreamDetector
+from agent.source import Partition
 
 log = logging.getLogger(__name__)
-
-Partition = tuple[str, int]
 
 
 @dataclass(slots=True)

@@ -239,7 +239,7 @@ class Agent:
         batch.futures = futures
         batch.floors = outcome.floors
         self.metrics.count_flags(result.flags for result in outcome.results)
-        if not (batch.next_offsets or not outcome.empty):
+        if outcome.empty and not batch.next_offsets:  # a turn that only expired nothing
             return
         self.metrics.count_events("processed", outcome.events - outcome.incomplete)
         self.metrics.count_events("incomplete", outcome.incomplete)

@@ -33,10 +33,10 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
 from agent.config import AgentConfig
-from agent.detection import BatchOutcome, Detection, Partition
+from agent.detection import BatchOutcome, Detection
 from agent.exceptions import StartupError, WorkerError
 from agent.logs import configure_logging
-from agent.source import PartitionBatch, records_of
+from agent.source import Partition, PartitionBatch, records_of
 
 log = logging.getLogger(__name__)
 
