@@ -271,20 +271,20 @@ def serve(
         message = str(exc) if isinstance(exc, StartupError) else f"{type(exc).__name__}: {exc}"
         outbox.send(("error", f"building the detectors failed: {message}"))
         return
-    outbox.send(("ready", calls.take()))
-    while True:
-        try:
+    try:
+        outbox.send(("ready", calls.take()))
+        while True:
             message = inbox.recv()
-        except (EOFError, OSError):  # the runner is gone: nothing to report to
-            return
-        kind = message[0]
-        if kind == "batch":
-            outcome = detection.process(records_of(PartitionBatch(*b) for b in message[2]))
-            outcome.metric_calls = calls.take()
-            outbox.send(("outcome", message[1], outcome))
-        elif kind == "forget":
-            detection.forget_partitions(message[1])
-        elif kind == "stop":
-            detection.save_state()
-            outbox.send(("stopped",))
-            return
+            kind = message[0]
+            if kind == "batch":
+                outcome = detection.process(records_of(PartitionBatch(*b) for b in message[2]))
+                outcome.metric_calls = calls.take()
+                outbox.send(("outcome", message[1], outcome))
+            elif kind == "forget":
+                detection.forget_partitions(message[1])
+            elif kind == "stop":
+                detection.save_state()
+                outbox.send(("stopped",))
+                return
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return  # the runner is gone (killed): nothing to report to, its records are read again

@@ -214,3 +214,13 @@ def test_a_stuck_worker_turns_healthz_red_and_a_recovered_one_green(tmp_path):
         assert agent.health.alive() == (True, "ok")
     finally:
         worker.stop(10)
+
+
+def test_a_worker_whose_runner_is_gone_exits_quietly(tmp_path):
+    agent = Agent(_config(tmp_path, True))
+    worker = _started(agent)
+    agent._submit(_batches(1)[0])
+    worker._receiver.close()  # as if the runner had been killed mid-batch
+    worker._sender.close()
+    worker._process.join(30)
+    assert worker._process.exitcode == 0
