@@ -164,6 +164,11 @@ class Agent:
         finally:
             self._stop_detection()
 
+    @property
+    def worker_pid(self) -> int | None:
+        """The detection worker's process id while one runs (``pipeline.worker_process``)."""
+        return self._worker.pid if self._worker is not None else None
+
     def _stop_detection(self) -> None:
         """Save the detectors' state (the worker saves its own as it stops)."""
         if self._worker is not None:

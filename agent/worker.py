@@ -153,6 +153,10 @@ class DetectionWorker:
         return worker
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
     def outstanding(self) -> int:
         """Batches sent and not yet answered."""
         return len(self._outstanding)

@@ -12,7 +12,10 @@ measures, on the same records:
 Both clocks start at the first record fetched (group joins are excluded) and stop when the
 last record is done. The runs are interleaved over ``--rounds`` rounds, since the broker
 shares this machine, and the best of each is compared. Prints rates and the ratio
-agent / bare; asserts nothing.
+agent / bare, and the CPU time each spent per event over the same window (every thread of the
+process, and the worker process's; not the broker's): the ratio of those is events per
+CPU-second against the bare consumer's, which the machine's other load does not move.
+Asserts nothing.
 
     python benchmarks/throughput.py [--events 100000] [--partitions 3]
 """
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 import uuid
+from typing import NamedTuple
 
 import numpy as np
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -41,6 +46,18 @@ CONSUMER_TUNING = {
 N_FEATURES = 32
 
 
+class Run(NamedTuple):
+    rate: float  # events (or records) per second
+    cpu_us: float  # CPU microseconds per event
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of another process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, partitions, 1)])
@@ -55,7 +72,7 @@ def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
     producer.close()
 
 
-def bare_consumer_rate(bootstrap: str, topic: str, n: int) -> float:
+def bare_consumer_rate(bootstrap: str, topic: str, n: int) -> Run:
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -64,21 +81,21 @@ def bare_consumer_rate(bootstrap: str, topic: str, n: int) -> float:
         auto_offset_reset="earliest",
         **CONSUMER_TUNING,
     )
-    seen, first = 0, None
+    seen, first, cpu = 0, None, 0.0
     while seen < n:
         batches = consumer.poll(timeout_ms=100, max_records=500)
         if batches and first is None:
-            first = time.perf_counter()
+            first, cpu = time.perf_counter(), time.process_time()
         for records in batches.values():
             seen += len(records)
-    elapsed = time.perf_counter() - first
+    elapsed, cpu = time.perf_counter() - first, time.process_time() - cpu
     consumer.close(autocommit=False)
-    return n / elapsed
+    return Run(n / elapsed, cpu / n * 1e6)
 
 
 def agent_rate(
     bootstrap: str, topic: str, n: int, reference: str, emit: str, worker: bool = False
-) -> float:
+) -> Run:
     config = config_from_dict(
         {
             "kafka": {
@@ -113,13 +130,17 @@ def agent_rate(
 
     while processed() == 0:
         time.sleep(0.005)
-    first = time.perf_counter()
+    first, cpu = time.perf_counter(), time.process_time()
+    pid = agent.worker_pid
+    cpu_worker = process_cpu_seconds(pid) if pid else 0.0
     while processed() < n:
         time.sleep(0.005)
-    elapsed = time.perf_counter() - first
+    elapsed, cpu = time.perf_counter() - first, time.process_time() - cpu
+    if pid:
+        cpu += process_cpu_seconds(pid) - cpu_worker
     stop.set()
     thread.join()
-    return n / elapsed
+    return Run(n / elapsed, cpu / n * 1e6)
 
 
 def main() -> None:
@@ -148,19 +169,26 @@ def main() -> None:
             "agent, emit: all": ("all", False),
             "agent, emit: all, worker process": ("all", True),
         }
-        bare: list[float] = []
-        rates: dict[str, list[float]] = {name: [] for name in runs}
+        bare: list[Run] = []
+        measured: dict[str, list[Run]] = {name: [] for name in runs}
         for round_ in range(args.rounds):  # interleaved, so all see the same machine
             bare.append(bare_consumer_rate(bs, topic, n))
             for name, (emit, worker) in runs.items():
-                rates[name].append(agent_rate(bs, topic, n, reference, emit, worker))
-            line = ", ".join(f"{name} {r[-1]:.0f}/s" for name, r in rates.items())
-            print(f"round {round_ + 1}: bare {bare[-1]:.0f}/s, {line}")
-    best = max(bare)
-    print(f"{'bare kafka-python consumer':38s}: {best:8.0f} records/s (best of {args.rounds})")
-    for name, r in rates.items():
+                measured[name].append(agent_rate(bs, topic, n, reference, emit, worker))
+            line = ", ".join(f"{name} {r[-1].rate:.0f}/s" for name, r in measured.items())
+            print(f"round {round_ + 1}: bare {bare[-1].rate:.0f}/s, {line}")
+    best = max(r.rate for r in bare)
+    cpu = min(r.cpu_us for r in bare)
+    print(f"{'':38s}  {'rate/s':>8s}  {'ratio':>5s}  {'CPU us/event':>12s}  per-CPU ratio")
+    print(f"{'bare kafka-python consumer':38s}: {best:8.0f}  {'':5s}  {cpu:12.1f}")
+    for name, r in measured.items():
+        rate, cpu_us = max(x.rate for x in r), min(x.cpu_us for x in r)
         target = "  (target >= 0.8)" if "flagged" in name else ""
-        print(f"{name:38s}: {max(r):8.0f} events/s  ratio {max(r) / best:.2f}{target}")
+        print(
+            f"{name:38s}: {rate:8.0f}  {rate / best:5.2f}  {cpu_us:12.1f}  {cpu / cpu_us:.2f}"
+            f"{target}"
+        )
+    print(f"best of {args.rounds} rounds for rates, least CPU for CPU per event")
 
 
 if __name__ == "__main__":
