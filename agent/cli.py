@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the agent until SIGTERM or SIGINT: it finishes the batch in hand, "
         "commits its offsets and exits 0.",
         epilog="example:\n  robustwatch run --config examples/agent.yaml\n"
-        "  ROBUSTWATCH_KAFKA__BOOTSTRAP_SERVERS=kafka:9092 robustwatch run --config agent.yaml",
+        "  ROBUSTWATCH_KAFKA__BOOTSTRAP_SERVERS=kafka:9092 robustwatch run --config agent.yaml\n"
+        "\nexit codes: 0 stopped cleanly, 2 invalid config, 3 could not start (Kafka "
+        "unreachable, detectors not buildable), 4 the detection worker process died",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", required=True, metavar="FILE", help="YAML configuration file")
