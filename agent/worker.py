@@ -16,7 +16,7 @@ The worker is started with ``spawn`` (the Kafka clients' threads make ``fork`` u
 SIGINT and SIGTERM (the runner decides when it stops: after the last outcome, when it saves the
 stateful detectors' state), and exits when the runner goes away.
 
-Messages, runner to worker: ``("batch", seq, partition batches as tuples)``,
+Messages, runner to worker: ``("batch", seq, partition batches)``,
 ``("forget", partitions)``, ``("stop",)``. Worker to runner: ``("ready", calls)`` or
 ``("error", message)`` once, ``("outcome", seq, outcome)`` per batch, ``("stopped",)`` last.
 """
@@ -175,7 +175,7 @@ class DetectionWorker:
             self._last_progress = time.monotonic()
         seq = self._next_seq
         self._next_seq += 1
-        self._send(("batch", seq, [tuple(batch) for batch in batches]))
+        self._send(("batch", seq, list(batches)))
         self._outstanding.append(seq)
         return seq
 
@@ -281,7 +281,7 @@ def serve(
             message = inbox.recv()
             kind = message[0]
             if kind == "batch":
-                outcome = detection.process(records_of(PartitionBatch(*b) for b in message[2]))
+                outcome = detection.process(records_of(message[2]))
                 outcome.metric_calls = calls.take()
                 outbox.send(("outcome", message[1], outcome))
             elif kind == "forget":

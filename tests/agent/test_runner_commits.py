@@ -186,8 +186,7 @@ class LoopSource(FakeSource):
             return []
         records = _records(f"e{self.offset}", (self.offset, self.offset + 1))
         self.offset += 2
-        columns = [list(column) for column in zip(*records, strict=True)]
-        return [PartitionBatch(TOPIC, 0, *columns[2:])]
+        return _as_batch(records)
 
     def take_revoked(self):
         return set()
