@@ -9,6 +9,8 @@ For each device and model, one batch and one L∞ PGD-``steps`` threat model (sa
 size and random-start rule for all) are attacked by
 
 * robustwatch: ``scoring.attacks.pgd`` (fp32; bf16 autocast too, on GPU only by default);
+  on the ResNet, also with ``channels_last=False`` (the model's own NCHW layout), to show
+  what running the attack in channels-last memory buys;
 * torchattacks ``PGD``; ART ``ProjectedGradientDescent`` on a ``PyTorchClassifier``;
 * plain torch, the floor: ``steps`` x (forward + backward) and the projection, nothing else;
 * torchattacks ``PGD``, scored: with the two forward passes our ``pgd`` runs besides its
@@ -127,7 +129,7 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
     classifier = art_classifier(m, tuple(x.shape[1:]), int(m(x[:1]).shape[1]), str(device))
     ours_result: dict[str, object] = {}
 
-    def ours(precision: str) -> Callable[[], torch.Tensor]:
+    def ours(precision: str, channels_last: bool | None = None) -> Callable[[], torch.Tensor]:
         def run() -> torch.Tensor:
             r = pgd(
                 m,
@@ -138,9 +140,10 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
                 step_size=alpha,
                 device=device,
                 precision=precision,
+                channels_last=channels_last,
                 seed=0,
             )
-            ours_result[precision] = r
+            ours_result[precision if channels_last is None else f"{precision}, own layout"] = r
             return r.x_adv
 
         return run
@@ -183,6 +186,12 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
 
     scored = Timing("torchattacks PGD, scored", torchattacks_scored)
     timings.append(scored)
+    own_layout = []  # ours with the model's weights left in their own (NCHW) layout
+    if x.dim() == 4:
+        own_layout = [Timing("robustwatch pgd, NCHW", ours("fp32", False))]
+        if use_bf16:
+            own_layout.append(Timing("robustwatch pgd, bf16, NCHW", ours("bf16", False)))
+    timings += own_layout
     plain_pgd(m, x, y, eps=eps, alpha=alpha, steps=1)  # warm-up at the batch's shape
     race(timings, device, args.repeats, args.max_seconds)
     n = x.shape[0]
@@ -195,6 +204,9 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
     if use_bf16:
         timings[5].passes = timings[3].passes
     scored.passes = f"{steps * n:,} fwd+bwd + {2 * n:,} fwd rows"
+    for t in own_layout:
+        r = ours_result["bf16, own layout" if "bf16" in t.label else "fp32, own layout"]
+        t.passes = f"{r.forward_passes:,} fwd / {r.backward_passes:,} bwd rows"
 
     print(f"\n== {device.type}: {w.name}")
     print(
@@ -220,6 +232,12 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
         print(
             f"   ours bf16 / ours fp32: {timings[4].best / ours_fp32:.2f}; "
             f"bf16 floor / fp32 floor: {timings[5].best / timings[3].best:.2f}"
+        )
+    for t, mine in zip(own_layout, (ours_fp32, ours_bf16), strict=False):
+        print(
+            f"   channels-last{', bf16' if 'bf16' in t.label else ''}: ours (weights and "
+            f"inputs switched to NHWC for the attack) / ours in the model's own NCHW layout: "
+            f"{mine / t.best:.2f}"
         )
 
 

@@ -61,6 +61,7 @@ def evaluate(
     std: Any = None,
     steps: int | None = None,
     precision: str = "fp32",
+    channels_last: bool | None = None,
     batch_size: int = 256,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     model_name: str | None = None,
@@ -108,6 +109,10 @@ def evaluate(
     steps : int, optional
         Iterations of the iterative attacks; each attack's default when omitted.
     precision : {"fp32", "bf16"}, default="fp32"
+    channels_last : bool, optional
+        Attack convolutional models in channels-last memory, as in
+        :func:`scoring.attacks.fgsm`; default: for (N, C, H, W) inputs to a model with 4-D
+        weights.
     batch_size : int, default=256
         Points per attack call.
     options : mapping of attack name to keyword arguments, optional
@@ -164,6 +169,7 @@ def evaluate(
                 "bounds": bounds,
                 "device": device,
                 "precision": precision,
+                "channels_last": channels_last,
                 **options.get(name, {}),
             }
             points, median = sweep(

@@ -180,6 +180,7 @@ def apgd(
     target: Any = None,
     device: Any = None,
     precision: str = "fp32",
+    channels_last: bool | None = None,
     seed: int = 0,
 ) -> AttackResult:
     """Auto-PGD (Croce & Hein 2020): step-size-free PGD with momentum, L∞ or L2.
@@ -194,7 +195,7 @@ def apgd(
 
     Parameters
     ----------
-    model, x, y, bounds, device, precision, seed
+    model, x, y, bounds, device, precision, channels_last, seed
         As in :func:`scoring.attacks.pgd`.
     eps : float
     norm : {"linf", "l2"}, default="linf"
@@ -251,5 +252,6 @@ def apgd(
         target=target,
         device=device,
         precision=precision,
+        channels_last=channels_last,
         seed=seed,
     )

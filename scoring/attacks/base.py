@@ -19,6 +19,7 @@ from scoring._validation import check_int, check_norm, check_precision, check_re
 from scoring.attacks._ops import fooled, lp_norm
 from scoring.exceptions import LabelError, ParameterError
 from scoring.inputs import (
+    ChannelsLast,
     as_inputs,
     as_labels,
     check_bounds,
@@ -109,8 +110,8 @@ class Oracle:
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """fp32 logits, without gradient."""
-        self.forward_passes += x.shape[0]
         out = self.model(x)
+        self.forward_passes += x.shape[0]
         return out.float() if isinstance(out, torch.Tensor) else out
 
     def gradient(
@@ -186,12 +187,14 @@ def run_attack(
     device: Any,
     precision: str,
     seed: int,
+    channels_last: bool | None = None,
     counts_queries: bool = False,
 ) -> AttackResult:
     """Validate, find the points still robust, run ``core`` on them and assemble the result.
 
     ``core(problem, x, y, target) -> (x_adv, success, queries or None)`` sees only points that
-    the model classifies correctly (or not yet as ``target``).
+    the model classifies correctly (or not yet as ``target``), in the memory layout the model
+    runs on (see :class:`~scoring.inputs.ChannelsLast`); the result is in the usual one.
     """
     check_precision(precision)
     check_int("seed", seed, 0, attack)
@@ -203,11 +206,18 @@ def run_attack(
             f"(model.to('{device}')) or pass device=None to use the model's device."
         )
     start = time.perf_counter()
-    with eval_mode(model) as notes:
-        x = as_inputs(x, device)
-        check_bounds(x, bounds)
+    x = as_inputs(x, device)
+    check_bounds(x, bounds)
+    with eval_mode(model) as notes, ChannelsLast(model, x, channels_last) as layout:
         oracle = Oracle(model, precision, device)
-        z = oracle.logits(x)
+        try:
+            z = oracle.logits(layout.inputs(x))
+        except RuntimeError:
+            if not layout.active or channels_last:
+                raise
+            layout.restore()  # the model needs its own weight layout (a .view() of one, say)
+            z = oracle.logits(x)
+        xl = layout.inputs(x)
         warnings = notes + check_logits(z, x.shape[0])
         y = z.argmax(1) if y is None else as_labels(y, x.shape[0], z.shape[1], device)
         if target is not None:
@@ -215,21 +225,22 @@ def run_attack(
             if bool((target == y).any()):
                 raise LabelError("target equals the label for some points; pick other classes.")
         success = fooled(z, y, target)
-        x_adv, queries = x, torch.zeros(x.shape[0], dtype=torch.int64, device=device)
+        x_adv, queries = xl, torch.zeros(x.shape[0], dtype=torch.int64, device=device)
         todo = (~success).nonzero()[:, 0]
         if todo.numel():
             gen = torch.Generator(device=device).manual_seed(seed)
             problem = Problem(oracle, eps or 0.0, norm, bounds, gen, z.shape[1])
             every = todo.numel() == x.shape[0]  # the usual case: no gathering, no scattering
-            sub = (x, y, target) if every else [_rows(todo, v) for v in (x, y, target)]
+            sub = (xl, y, target) if every else [_rows(todo, v) for v in (xl, y, target)]
             xa, ok, q = core(problem, *sub)
             xa = torch.where(ok.reshape((-1,) + (1,) * (x.dim() - 1)), xa, sub[0])
             if every:
                 x_adv, success, queries = xa, ok, queries if q is None else q
             else:
-                x_adv, success = x.index_copy(0, todo, xa), success.index_copy(0, todo, ok)
+                x_adv, success = xl.index_copy(0, todo, xa), success.index_copy(0, todo, ok)
                 queries = queries if q is None else queries.index_copy(0, todo, q)
-        x_adv = x.clone() if x_adv is x else x_adv  # never the caller's own tensor
+        # never the caller's own tensor, and in the usual layout whatever the model ran on
+        x_adv = x.clone() if x_adv is x else x_adv.contiguous()
     return AttackResult(
         x_adv=x_adv,
         success=success,

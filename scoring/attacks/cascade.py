@@ -47,6 +47,7 @@ def cascade(
     bounds: tuple[float, float] | None = (0.0, 1.0),
     device: Any = None,
     precision: str = "fp32",
+    channels_last: bool | None = None,
     seed: int = 0,
 ) -> AttackResult:
     """Run ``attacks`` in turn, each only on the points every earlier one failed to break.
@@ -59,7 +60,7 @@ def cascade(
 
     Parameters
     ----------
-    model, x, y, bounds, device, precision
+    model, x, y, bounds, device, precision, channels_last
         As in :func:`scoring.attacks.pgd`.
     eps : float
     norm : {"linf", "l2"}, default="linf"
@@ -117,6 +118,7 @@ def cascade(
             bounds=bounds,
             device=device,
             precision=precision,
+            channels_last=channels_last,
             seed=seed + i,
             **options.get(name, {}),
         )

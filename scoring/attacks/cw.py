@@ -91,6 +91,7 @@ def cw_l2(
     target: Any = None,
     device: Any = None,
     precision: str = "fp32",
+    channels_last: bool | None = None,
     seed: int = 0,
 ) -> AttackResult:
     """Carlini & Wagner's L2 attack: the smallest perturbation it finds for each point.
@@ -104,7 +105,7 @@ def cw_l2(
 
     Parameters
     ----------
-    model, x, y, bounds, target, device, precision
+    model, x, y, bounds, target, device, precision, channels_last
         As in :func:`scoring.attacks.fgsm`.
     norm : {"l2"}
     steps : int, default=100
@@ -157,5 +158,6 @@ def cw_l2(
         target=target,
         device=device,
         precision=precision,
+        channels_last=channels_last,
         seed=seed,
     )

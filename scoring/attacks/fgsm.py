@@ -29,6 +29,7 @@ def fgsm(
     target: Any = None,
     device: Any = None,
     precision: str = "fp32",
+    channels_last: bool | None = None,
     seed: int = 0,
 ) -> AttackResult:
     """One signed-gradient step of size ``eps`` (Goodfellow, Shlens & Szegedy 2015).
@@ -56,6 +57,11 @@ def fgsm(
         Where to attack; the model's device when omitted. The model must already live there.
     precision : {"fp32", "bf16"}, default="fp32"
         bf16 runs the gradient pass under autocast; success is always decided in fp32.
+    channels_last : bool, optional
+        Run the model in channels-last (NHWC) memory, which convolutions read faster (see
+        :class:`scoring.inputs.ChannelsLast`); its weights are switched back afterwards.
+        Default: when ``x`` is (N, C, H, W) and the model holds 4-D weights. The result is
+        the same up to the order of floating-point sums; pass False to rule that out.
     seed : int, default=0
         Unused (FGSM is deterministic); accepted for a uniform signature.
 
@@ -95,5 +101,6 @@ def fgsm(
         target=target,
         device=device,
         precision=precision,
+        channels_last=channels_last,
         seed=seed,
     )

@@ -129,6 +129,7 @@ def pgd(
     target: Any = None,
     device: Any = None,
     precision: str = "fp32",
+    channels_last: bool | None = None,
     seed: int = 0,
 ) -> AttackResult:
     """Projected gradient ascent on the cross-entropy (Madry et al. 2018), L∞ or L2.
@@ -146,7 +147,7 @@ def pgd(
 
     Parameters
     ----------
-    model, x, y, bounds, target, device, precision
+    model, x, y, bounds, target, device, precision, channels_last
         As in :func:`scoring.attacks.fgsm`.
     eps : float
         Radius of the ball, in input units.
@@ -197,5 +198,6 @@ def pgd(
         target=target,
         device=device,
         precision=precision,
+        channels_last=channels_last,
         seed=seed,
     )

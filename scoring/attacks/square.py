@@ -157,6 +157,7 @@ def square(
     target: Any = None,
     device: Any = None,
     precision: str = "fp32",
+    channels_last: bool | None = None,
     seed: int = 0,
 ) -> AttackResult:
     """Square attack (Andriushchenko et al. 2020): random search on the L∞ sphere's vertices.
@@ -169,7 +170,7 @@ def square(
 
     Parameters
     ----------
-    model, x, y, bounds, target, device, seed
+    model, x, y, bounds, target, device, channels_last, seed
         As in :func:`scoring.attacks.pgd`. Inputs of shape (N, C, H, W), (N, H, W) or (N, d).
     eps : float
     norm : {"linf"}
@@ -217,6 +218,7 @@ def square(
         target=target,
         device=device,
         precision=precision,
+        channels_last=channels_last,
         seed=seed,
         counts_queries=True,
     )

@@ -37,8 +37,11 @@ def small(batch):
     return batch[0][:48], batch[1][:48]
 
 
+@pytest.mark.parametrize("model_name", ["standard_model", "cnn_model"])
 @pytest.mark.parametrize(("name", "norm"), CASES)
-def test_contract(name, norm, standard_model, small):
+def test_contract(name, norm, model_name, small, request):
+    """On the MLP, and on the CNN, which attacks run in channels-last memory."""
+    standard_model = request.getfixturevalue(model_name)
     x, y = small
     r = _run(name, norm, standard_model, x, y, seed=3)
     n = x.shape[0]
