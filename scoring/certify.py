@@ -20,6 +20,7 @@ from scipy import stats
 from scoring._validation import check_int, check_real
 from scoring.exceptions import ParameterError
 from scoring.inputs import (
+    ChannelsLast,
     as_inputs,
     as_labels,
     check_bounds,
@@ -121,17 +122,30 @@ def predict_counts(counts: Any, alpha: float) -> np.ndarray:
     return np.where(p_value <= alpha, order[:, 0], ABSTAIN)
 
 
-def _votes(model, x, sigma, num, batch_size, gen, n_classes) -> torch.Tensor:
-    """Counts of ``argmax f(x_i + δ)`` over ``num`` draws per input, many inputs per batch."""
+def _votes(model, x, sigma, num, batch_size, gen, n_classes, layout) -> torch.Tensor:
+    """Counts of ``argmax f(x_i + δ)`` over ``num`` draws per input, many inputs per batch;
+    each noisy batch goes forward in the memory layout the model runs on (``layout``)."""
     counts = torch.zeros(x.shape[0], n_classes, dtype=torch.int64, device=x.device)
     total = x.shape[0] * num
     for start in range(0, total, batch_size):
         owner = torch.arange(start, min(start + batch_size, total), device=x.device) // num
         xb = x[owner]
         xb = xb + sigma * torch.randn(xb.shape, generator=gen, device=x.device)
-        pred = model(xb).argmax(1)
+        pred = model(layout.inputs(xb)).argmax(1)
         counts.index_put_((owner, pred), torch.ones_like(pred), accumulate=True)
     return counts
+
+
+def _first_logits(model, x, layout: ChannelsLast) -> torch.Tensor:
+    """``model(x)`` in channels-last memory or, when that fails (a ``.view()`` of a weight,
+    say), in the model's own layout, which then stays for the rest of the run."""
+    try:
+        return model(layout.inputs(x))
+    except RuntimeError:
+        if not layout.active:
+            raise
+        layout.restore()
+        return model(x)
 
 
 def _setup(model, x, sigma, alpha, batch_size, device, seed, bounds):
@@ -195,12 +209,12 @@ def certify(
     n0, n = check_int("n0", n0, 1, "certify"), check_int("n", n, 1, "certify")
     x, device, gen = _setup(model, x, sigma, alpha, batch_size, device, seed, bounds)
     start = time.perf_counter()
-    with placed(model, device), eval_mode(model):
-        z = model(x[:batch_size])
+    with placed(model, device), eval_mode(model), ChannelsLast(model, x, None) as layout:
+        z = _first_logits(model, x[:batch_size], layout)
         check_logits(z, min(batch_size, x.shape[0]))
         c = z.shape[1]
-        counts0 = _votes(model, x, sigma, n0, batch_size, gen, c).cpu().numpy()
-        counts = _votes(model, x, sigma, n, batch_size, gen, c).cpu().numpy()
+        counts0 = _votes(model, x, sigma, n0, batch_size, gen, c, layout).cpu().numpy()
+        counts = _votes(model, x, sigma, n, batch_size, gen, c, layout).cpu().numpy()
     prediction, radius, p_lower = certify_counts(counts0, counts, sigma, alpha)
     return CertifyResult(
         prediction=prediction,
@@ -241,8 +255,8 @@ def predict(
     """
     n = check_int("n", n, 1, "predict")
     x, device, gen = _setup(model, x, sigma, alpha, batch_size, device, seed, bounds)
-    with placed(model, device), eval_mode(model):
-        z = model(x[:batch_size])
+    with placed(model, device), eval_mode(model), ChannelsLast(model, x, None) as layout:
+        z = _first_logits(model, x[:batch_size], layout)
         check_logits(z, min(batch_size, x.shape[0]))
-        counts = _votes(model, x, sigma, n, batch_size, gen, z.shape[1]).cpu().numpy()
+        counts = _votes(model, x, sigma, n, batch_size, gen, z.shape[1], layout).cpu().numpy()
     return predict_counts(counts, alpha)

@@ -1,9 +1,11 @@
 """Attacks run convolutional models in channels-last memory, and leave them as they were."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from scoring import certify
 from scoring.attacks import run_named
 from scoring.exceptions import ParameterError
 from scoring.inputs import ChannelsLast
@@ -120,3 +122,23 @@ def test_a_model_that_needs_its_own_layout_runs_in_it():
     auto = run_named("pgd", model, x, None, norm="linf", eps=0.1, steps=3)
     plain = run_named("pgd", model, x, None, norm="linf", eps=0.1, steps=3, channels_last=False)
     assert torch.equal(auto.x_adv, plain.x_adv) and auto.forward_passes == plain.forward_passes
+
+
+def test_certify_counts_the_same_votes_in_either_layout(cnn_model, batch):
+    x = batch[0][:6]
+    before = _layouts(cnn_model)
+    fast = certify(cnn_model, x, 0.25, n0=50, n=2000, batch_size=1000, device="cpu", seed=2)
+    plain = certify(  # a bare function has no weights to switch: the NCHW path
+        lambda t: cnn_model(t), x, 0.25, n0=50, n=2000, batch_size=1000, device="cpu", seed=2
+    )
+    assert _layouts(cnn_model) == before
+    assert np.array_equal(fast.prediction, plain.prediction)
+    assert np.abs(fast.counts - plain.counts).max() <= 3  # a vote or so flipped by rounding
+    assert fast.forward_passes == plain.forward_passes
+
+
+def test_certify_runs_a_model_that_needs_its_own_layout_in_it():
+    model = ViewsItsWeight().eval()
+    x = torch.rand(4, 2, 6, 6, generator=torch.Generator().manual_seed(1))
+    r = certify(model, x, 0.25, n0=20, n=200, device="cpu", seed=0)
+    assert r.counts.sum() == 4 * 200 and model.weight.is_contiguous()
