@@ -3,7 +3,9 @@
 Produces N events of 32 float features (plain JSON) to a fresh topic on a local broker, then
 measures, on the same records:
 
-* a bare kafka-python consumer: records fetched, nothing decoded, no commits;
+* a bare kafka-python consumer: records fetched, nothing decoded, no commits; and the same
+  consumer parsing each value with ``json.loads`` and doing nothing else (the least that any
+  consumer of JSON traffic pays, to show how much of the gap that alone is);
 * the agent: decode, KS drift detection over a sliding window, result records produced
   (``emit: flagged`` — the production default — and ``emit: all``), offsets committed; in one
   process, and with ``pipeline.worker_process`` (decoding and detection in a second process,
@@ -72,7 +74,9 @@ def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
     producer.close()
 
 
-def bare_consumer_rate(bootstrap: str, topic: str, n: int) -> Run:
+def bare_consumer_rate(bootstrap: str, topic: str, n: int, parse: bool = False) -> Run:
+    """The bare consumer; with ``parse``, it also runs ``json.loads`` on every value (and
+    nothing else), the least that any consumer of JSON traffic pays."""
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -88,6 +92,9 @@ def bare_consumer_rate(bootstrap: str, topic: str, n: int) -> Run:
             first, cpu = time.perf_counter(), time.process_time()
         for records in batches.values():
             seen += len(records)
+            if parse:
+                for record in records:
+                    json.loads(record.value)
     elapsed, cpu = time.perf_counter() - first, time.process_time() - cpu
     consumer.close(autocommit=False)
     return Run(n / elapsed, cpu / n * 1e6)
@@ -170,17 +177,27 @@ def main() -> None:
             "agent, emit: all, worker process": ("all", True),
         }
         bare: list[Run] = []
+        parsing: list[Run] = []
         measured: dict[str, list[Run]] = {name: [] for name in runs}
         for round_ in range(args.rounds):  # interleaved, so all see the same machine
             bare.append(bare_consumer_rate(bs, topic, n))
+            parsing.append(bare_consumer_rate(bs, topic, n, parse=True))
             for name, (emit, worker) in runs.items():
                 measured[name].append(agent_rate(bs, topic, n, reference, emit, worker))
             line = ", ".join(f"{name} {r[-1].rate:.0f}/s" for name, r in measured.items())
-            print(f"round {round_ + 1}: bare {bare[-1].rate:.0f}/s, {line}")
+            print(
+                f"round {round_ + 1}: bare {bare[-1].rate:.0f}/s, "
+                f"bare + json.loads {parsing[-1].rate:.0f}/s, {line}"
+            )
     best = max(r.rate for r in bare)
     cpu = min(r.cpu_us for r in bare)
     print(f"{'':38s}  {'rate/s':>8s}  {'ratio':>5s}  {'CPU us/event':>12s}  per-CPU ratio")
     print(f"{'bare kafka-python consumer':38s}: {best:8.0f}  {'':5s}  {cpu:12.1f}")
+    rate, cpu_us = max(x.rate for x in parsing), min(x.cpu_us for x in parsing)
+    print(
+        f"{'bare consumer + json.loads per record':38s}: {rate:8.0f}  {rate / best:5.2f}  "
+        f"{cpu_us:12.1f}  {cpu / cpu_us:.2f}"
+    )
     for name, r in measured.items():
         rate, cpu_us = max(x.rate for x in r), min(x.cpu_us for x in r)
         target = "  (target >= 0.8)" if "flagged" in name else ""
