@@ -59,6 +59,7 @@ from _peers import (
 
 from scoring import certify
 from scoring.attacks import pgd, square
+from scoring.inputs import ChannelsLast
 
 
 @dataclass
@@ -187,7 +188,7 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
     scored = Timing("torchattacks PGD, scored", torchattacks_scored)
     timings.append(scored)
     own_layout = []  # ours with the model's weights left in their own (NCHW) layout
-    if x.dim() == 4:
+    if ChannelsLast(m, x, None).active:  # image inputs to a convolutional model
         own_layout = [Timing("robustwatch pgd, NCHW", ours("fp32", False))]
         if use_bf16:
             own_layout.append(Timing("robustwatch pgd, bf16, NCHW", ours("bf16", False)))
