@@ -226,7 +226,9 @@ class ChannelsLast:
     floating-point sums. ``wanted=None`` (auto) switches when ``x`` has 4 dimensions and the
     model holds a 4-D floating weight; ``True`` insists (``x`` must have 4 dimensions);
     ``False`` leaves the model alone. On exit, or at :meth:`restore`, every switched tensor
-    gets back its own storage.
+    gets back its own storage. Like :func:`eval_mode` and :func:`placed`, it borrows the model
+    for the block: no other thread may run the same model meanwhile (the weights' strides
+    change under it), so a service that scores a model it also serves scores its own copy.
 
     Examples
     --------
