@@ -71,8 +71,34 @@ class Tensor(NamedTuple):
     rows: np.ndarray
 
 
-def parse_tensor(spec: object, role: str, *, check_finite: bool) -> Tensor:
-    """Decode one OIP tensor object; ``role`` ("OIP input", "OIP output") names it in errors."""
+FLOAT_DATATYPES = frozenset({"FP16", "FP32", "FP64"})
+
+
+def batchable_data(spec: object) -> list | None:
+    """The ``data`` of a tensor that `agent.codecs.arrays.flat_float_rows` may convert ahead
+    for `parse_tensor` (``converted``), or None.
+
+    Only a flat list for a float datatype, whose first value is not a boolean: numpy reads a
+    list of booleans alone as a bool array, which a float datatype rejects, where ``struct``
+    would read 0.0 and 1.0 (a list with any other number is read as numbers by both).
+    """
+    if type(spec) is not dict:
+        return None
+    data = spec.get("data")
+    if type(data) is not list or not data or type(data[0]) is bool:
+        return None
+    return data if spec.get("datatype") in FLOAT_DATATYPES else None
+
+
+def parse_tensor(
+    spec: object, role: str, *, check_finite: bool, converted: np.ndarray | None = None
+) -> Tensor:
+    """Decode one OIP tensor object; ``role`` ("OIP input", "OIP output") names it in errors.
+
+    ``converted``, when given, is the tensor's ``data`` already read as ``np.asarray`` would
+    (1-D float64, finite: `batchable_data` and `flat_float_rows` make it); every check runs as
+    without it.
+    """
     try:
         name, shape, datatype, data = spec["name"], spec["shape"], spec["datatype"], spec["data"]
     except (KeyError, TypeError, IndexError):
@@ -91,7 +117,7 @@ def parse_tensor(spec: object, role: str, *, check_finite: bool) -> Tensor:
     if type(datatype) is not str or datatype not in DATATYPES:
         raise DecodeError("bad-dtype", _unknown_datatype(datatype, _label(role, name)))
     try:
-        array = np.asarray(data)
+        array = np.asarray(data) if converted is None else converted
     except (ValueError, TypeError, OverflowError, RecursionError):
         raise DecodeError(
             "bad-shape",
@@ -107,10 +133,12 @@ def parse_tensor(spec: object, role: str, *, check_finite: bool) -> Tensor:
     if array.dtype.kind not in "biuf":
         raise offender(data, _label(role, name), f"{datatype} data must be numbers")
     flat = array if array.ndim == 1 else array.reshape(-1)
-    safe = _SAFE_SQUARES.get(datatype)
-    # The fast path, inlined: float data for a float datatype, all finite and within range.
-    if safe is None or flat.dtype.kind != "f" or not sum_of_squares(flat) < safe:
-        flat = _convert(flat, data, datatype, role, name, check_finite)
+    # Converted data is finite and below 2**63 in magnitude: within FP32 and FP64 range.
+    if converted is None or datatype == "FP16":
+        safe = _SAFE_SQUARES.get(datatype)
+        # The fast path, inlined: float data for a float datatype, all finite and in range.
+        if safe is None or flat.dtype.kind != "f" or not sum_of_squares(flat) < safe:
+            flat = _convert(flat, data, datatype, role, name, check_finite)
     return Tensor(name, datatype, shape, flat.reshape(shape[0] if len(shape) > 1 else 1, -1))
 
 

@@ -168,10 +168,23 @@ def plain_bodies(draw) -> dict:
 
 @st.composite
 def tensors(draw) -> dict:
-    width = draw(st.integers(1, 3))
-    data = draw(st.lists(GOOD, min_size=width, max_size=width) | st.lists(ELEMENT, max_size=3))
-    datatype = draw(st.sampled_from(["FP32", "FP64", "INT8", "BOOL", "BYTES"]))
-    return {"name": "x", "shape": [1, width], "datatype": datatype, "data": data}
+    width = draw(st.integers(1, 4))
+    data = draw(
+        mostly(
+            st.lists(GOOD, min_size=width, max_size=width),
+            st.lists(ELEMENT, max_size=4),
+            st.lists(st.booleans(), min_size=width, max_size=width),  # numpy: a bool array
+            st.lists(st.integers(-(2**17), 2**17), min_size=width, max_size=width),  # FP16 range
+            st.lists(ROW, min_size=1, max_size=1),  # nested
+        )
+    )
+    datatype = draw(
+        mostly(
+            st.sampled_from(["FP32", "FP64", "FP16"]), st.sampled_from(["INT8", "BOOL", "BYTES"])
+        )
+    )
+    shape = draw(mostly(st.just([1, width]), st.just([width]), st.just([2, width // 2])))
+    return {"name": "x", "shape": shape, "datatype": datatype, "data": data}
 
 
 @st.composite
