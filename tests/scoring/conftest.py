@@ -1,9 +1,9 @@
 """Tiny digits classifiers shared by the scoring tests, trained once per run of this package.
 
 scikit-learn's 8x8 digits, scaled to [0, 1] and shaped (N, 1, 8, 8); a 64-32-10 MLP trained
-in about a second, a small CNN, and the same MLP adversarially trained (FGSM with a random
-start, Wong, Rice & Kolter 2020) at L∞ eps 0.1. Every draw comes from private seeded
-generators.
+in about a second, the same MLP adversarially trained (FGSM with a random start, Wong, Rice &
+Kolter 2020) at L∞ eps 0.1, and the detectors tests' small CNN. Every draw comes from private
+seeded generators.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
+
+from tests.detectors.adversarial.digits import trained_cnn
 
 ADV_EPS = 0.1
 
@@ -37,22 +39,6 @@ def make_mlp(seed: int, hidden: int = 32) -> torch.nn.Sequential:
         torch.nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=gen)
         torch.nn.init.uniform_(layer.bias, -0.1, 0.1, generator=gen)
     return torch.nn.Sequential(torch.nn.Flatten(), layers[0], torch.nn.ReLU(), layers[1])
-
-
-def make_cnn(seed: int) -> torch.nn.Sequential:
-    """Two 3x3 convolutions (8 and 16 channels), a 2x2 max-pool and 10 logits: the model on
-    which attacks run in channels-last memory (:class:`scoring.inputs.ChannelsLast`)."""
-    with torch.random.fork_rng(devices=[]):  # torch's initialisers read the global generator
-        torch.manual_seed(seed)
-        return torch.nn.Sequential(
-            torch.nn.Conv2d(1, 8, 3, padding=1),
-            torch.nn.ReLU(),
-            torch.nn.Conv2d(8, 16, 3, padding=1),
-            torch.nn.ReLU(),
-            torch.nn.MaxPool2d(2),
-            torch.nn.Flatten(),
-            torch.nn.Linear(16 * 4 * 4, 10),
-        )
 
 
 def train(model, x, y, *, epochs: int, seed: int, adv_eps: float = 0.0, noise: float = 0.0):
@@ -103,8 +89,10 @@ def standard_model(digits):
 
 
 @pytest.fixture(scope="package")
-def cnn_model(digits):
-    return train(make_cnn(5), digits.x_train, digits.y_train, epochs=8, seed=5)
+def cnn_model():
+    """The detectors tests' digits CNN (cached, trained once per run; its own data split),
+    on which attacks run in channels-last memory (:class:`scoring.inputs.ChannelsLast`)."""
+    return trained_cnn()
 
 
 @pytest.fixture(scope="package")
