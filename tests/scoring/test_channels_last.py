@@ -142,3 +142,34 @@ def test_certify_runs_a_model_that_needs_its_own_layout_in_it():
     x = torch.rand(4, 2, 6, 6, generator=torch.Generator().manual_seed(1))
     r = certify(model, x, 0.25, n0=20, n=200, device="cpu", seed=0)
     assert r.counts.sum() == 4 * 200 and model.weight.is_contiguous()
+
+
+class FlattensWithView(torch.nn.Module):
+    """The common ``h.view(h.size(0), -1)`` before the classifier: a view that only a
+    contiguous (NCHW) activation allows once the feature map is larger than 1x1."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.fc(h.view(h.size(0), -1))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # TorchScript is loadable
+@pytest.mark.parametrize("kind", ["eager", "torchscript"])
+def test_a_model_that_views_its_activations_runs_in_its_own_layout(kind):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = FlattensWithView().eval()
+    if kind == "torchscript":
+        model = torch.jit.script(model)
+    x = torch.rand(5, 3, 6, 6, generator=torch.Generator().manual_seed(2))
+    auto = run_named("pgd", model, x, None, norm="linf", eps=0.1, steps=3)
+    plain = run_named("pgd", model, x, None, norm="linf", eps=0.1, steps=3, channels_last=False)
+    assert torch.equal(auto.x_adv, plain.x_adv) and auto.forward_passes == plain.forward_passes
+    r = certify(model, x, 0.25, n0=10, n=100, device="cpu", seed=0)
+    assert r.counts.sum() == 5 * 100
+    assert all(p.is_contiguous() for p in model.parameters())
