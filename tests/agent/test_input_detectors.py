@@ -20,6 +20,7 @@ from agent.exceptions import StartupError
 from agent.metrics import AgentMetrics
 from agent.pipeline import Pipeline
 from scoring.attacks import cw_l2
+from tests.agent.stateful_config import stateful_section
 from tests.detectors.adversarial.digits import digits, trained_cnn
 
 SALT = "an example salt of 32 bytes, ok!"
@@ -199,16 +200,7 @@ def test_stateful_detection_flags_the_probing_client_only(files):
     d = digits()
     config = make_config(
         files,
-        {
-            "stateful": {
-                "enabled": True,
-                "salt_env": "SALT",
-                "step": 0.1,
-                "window_size": 4,
-                "top_k": 30,
-                "match_threshold": 15,
-            }
-        },
+        {"stateful": stateful_section(15)},
     )
     pipeline, metrics = pipeline_for(config)
     rng = np.random.default_rng(0)

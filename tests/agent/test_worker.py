@@ -20,6 +20,7 @@ from agent.exceptions import StartupError, WorkerError
 from agent.runner import Agent
 from agent.source import PartitionBatch
 from agent.worker import DetectionWorker, MetricCalls
+from tests.agent.stateful_config import stateful_section
 from tests.agent.test_runner_commits import FakeSink, FakeSource, LoopSource
 
 SALT = "an example salt of 32 bytes, ok!"
@@ -43,15 +44,7 @@ def _config(tmp_path: Path, worker: bool, **stateful):
             "reference": {"path": str(reference)},
             "detectors": {
                 "drift": {"window": 60},
-                "stateful": {
-                    "enabled": True,
-                    "salt_env": "SALT",
-                    "step": 0.1,
-                    "window_size": 4,
-                    "top_k": 30,
-                    "match_threshold": 8,
-                    **stateful,
-                },
+                "stateful": stateful_section(8, **stateful),
             },
             "metrics": {"port": 0},
             "pipeline": {"worker_process": worker, "commit_interval_seconds": 0},
