@@ -136,18 +136,6 @@ def _votes(model, x, sigma, num, batch_size, gen, n_classes, layout) -> torch.Te
     return counts
 
 
-def _first_logits(model, x, layout: ChannelsLast) -> torch.Tensor:
-    """``model(x)`` in channels-last memory or, when that fails (a ``.view()`` of a weight,
-    say), in the model's own layout, which then stays for the rest of the run."""
-    try:
-        return model(layout.inputs(x))
-    except RuntimeError:
-        if not layout.active:
-            raise
-        layout.restore()
-        return model(x)
-
-
 def _setup(model, x, sigma, alpha, batch_size, device, seed, bounds):
     check_real("sigma", sigma, 0.0, "certify")
     if not 0 < alpha < 1:
@@ -210,7 +198,7 @@ def certify(
     x, device, gen = _setup(model, x, sigma, alpha, batch_size, device, seed, bounds)
     start = time.perf_counter()
     with placed(model, device), eval_mode(model), ChannelsLast(model, x, None) as layout:
-        z = _first_logits(model, x[:batch_size], layout)
+        z, _ = layout.first_call(model, x[:batch_size])
         check_logits(z, min(batch_size, x.shape[0]))
         c = z.shape[1]
         counts0 = _votes(model, x, sigma, n0, batch_size, gen, c, layout).cpu().numpy()
@@ -256,7 +244,7 @@ def predict(
     n = check_int("n", n, 1, "predict")
     x, device, gen = _setup(model, x, sigma, alpha, batch_size, device, seed, bounds)
     with placed(model, device), eval_mode(model), ChannelsLast(model, x, None) as layout:
-        z = _first_logits(model, x[:batch_size], layout)
+        z, _ = layout.first_call(model, x[:batch_size])
         check_logits(z, min(batch_size, x.shape[0]))
         counts = _votes(model, x, sigma, n, batch_size, gen, z.shape[1], layout).cpu().numpy()
     return predict_counts(counts, alpha)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -253,8 +253,10 @@ class ChannelsLast:
                     if t.dim() == 4 and t.is_floating_point():
                         weights.append(t)
         self.active = bool(weights)
+        self._insisted = wanted is True
+        # parameters() and buffers() give a tied tensor once
         switch = [t for t in weights if not t.is_contiguous(memory_format=torch.channels_last)]
-        self._saved = [(t, t.data) for t in dict.fromkeys(switch)]  # a tied weight once
+        self._saved = [(t, t.data) for t in switch]
 
     def __enter__(self) -> ChannelsLast:
         for t, data in self._saved:
@@ -273,3 +275,19 @@ class ChannelsLast:
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the layout the model now runs fastest on."""
         return x.contiguous(memory_format=torch.channels_last) if self.active else x
+
+    def first_call(
+        self, forward: Callable[[torch.Tensor], Any], x: torch.Tensor
+    ) -> tuple[Any, torch.Tensor]:
+        """``forward`` on ``x`` in channels-last, and ``x`` as it went in; when that fails and
+        channels-last was not insisted on, the model's own layout for the rest of the block
+        (some models need it: a ``.view()`` of a weight, or of a feature map larger than 1x1).
+        """
+        x_in = self.inputs(x)
+        try:
+            return forward(x_in), x_in
+        except RuntimeError:
+            if not self.active or self._insisted:
+                raise
+            self.restore()
+            return forward(x), x

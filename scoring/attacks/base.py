@@ -210,14 +210,7 @@ def run_attack(
     check_bounds(x, bounds)
     with eval_mode(model) as notes, ChannelsLast(model, x, channels_last) as layout:
         oracle = Oracle(model, precision, device)
-        try:
-            z = oracle.logits(layout.inputs(x))
-        except RuntimeError:
-            if not layout.active or channels_last:
-                raise
-            layout.restore()  # the model needs its own weight layout (a .view() of one, say)
-            z = oracle.logits(x)
-        xl = layout.inputs(x)
+        z, xl = layout.first_call(oracle.logits, x)
         warnings = notes + check_logits(z, x.shape[0])
         y = z.argmax(1) if y is None else as_labels(y, x.shape[0], z.shape[1], device)
         if target is not None:
