@@ -7,7 +7,10 @@ acknowledgements before it commits the source offsets.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
+from collections.abc import Sequence
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -39,6 +42,21 @@ class KafkaSink:
         self.dead_letter_topic = dead_letter_topic
         max_request = int(producer.config.get("max_request_size", 1024 * 1024))
         self.max_forward_bytes = max(0, max_request - _ENVELOPE_BYTES)
+
+    @staticmethod
+    def await_acks(futures: Sequence[FutureRecordMetadata], timeout_seconds: float) -> None:
+        """Wait until every send is acknowledged or has failed, or ``timeout_seconds`` passed.
+
+        Never raises for a send: a failure stays on its future, for the caller to read.
+        """
+        deadline = time.monotonic() + timeout_seconds
+        for future in futures:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if not future.is_done:
+                with contextlib.suppress(Exception):  # the send's failure, or the timeout
+                    future.get(timeout=left)
 
     def send_result(self, result: ResultRecord) -> FutureRecordMetadata:
         return self.producer.send(

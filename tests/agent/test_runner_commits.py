@@ -44,6 +44,10 @@ class FakeSink:
         self.sent.append(result)
         return future
 
+    @staticmethod
+    def await_acks(futures, timeout_seconds):  # the tests acknowledge by hand, never meanwhile
+        pass
+
     def send_dead_letter(self, record, error):
         future = FakeFuture()
         self.dead.append(future)
@@ -223,6 +227,35 @@ def test_the_consumer_pauses_while_too_many_batches_wait_for_acknowledgement(wor
         agent._consume(source, sink, stop)
         assert source.offset > 2 * limit  # resumed once the batches were acknowledged
         assert source.last == {(TOPIC, 0): 2 * limit}
+    finally:
+        if worker_process:
+            agent._worker.stop(10)
+
+
+class PromptSink(FakeSink):
+    """Its sends are acknowledged while the runner waits for them."""
+
+    @staticmethod
+    def await_acks(futures, timeout_seconds):
+        for future in futures:
+            future.succeed()
+
+
+@pytest.mark.parametrize("worker_process", [False, True], ids=["one-process", "worker"])
+def test_a_full_queue_waits_for_its_oldest_batch_rather_than_pause(worker_process):
+    """A pause makes kafka-python park what it has fetched and refetch after the resume, so a
+    queue that drains within a poll timeout is waited on, never paused."""
+    agent, sink = _agent(worker_process=worker_process), PromptSink()
+    limit = agent.config.pipeline.max_inflight_batches
+    stop = threading.Event()
+    if worker_process:
+        agent._worker = DetectionWorker.start(agent.config, agent.metrics, stop)
+    try:
+        source = LoopSource(stop, polls=6 * limit)
+        agent._consume(source, sink, stop)
+        assert source.pauses == 0
+        assert source.offset == 2 * 6 * limit  # every poll was taken
+        assert len(agent._inflight) <= limit
     finally:
         if worker_process:
             agent._worker.stop(10)
