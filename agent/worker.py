@@ -24,6 +24,7 @@ Messages, runner to worker: ``("batch", seq, partition batches)``,
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import multiprocessing
 import signal
@@ -275,6 +276,9 @@ def serve(
         message = str(exc) if isinstance(exc, StartupError) else f"{type(exc).__name__}: {exc}"
         outbox.send(("error", f"building the detectors failed: {message}"))
         return
+    # Set-up's objects (torch, the model, detectors' state) live as long as the process: the
+    # cyclic collector need not scan them again at every full collection (up to 0.1 s each).
+    gc.freeze()
     try:
         outbox.send(("ready", calls.take()))
         while True:
