@@ -239,10 +239,11 @@ class StatefulConfig(_Section):
     state_file : path, optional
         Where the agent saves the fingerprints, clients and flags when it stops (SIGTERM),
         and reads them back when it starts, so that a restart or a rolling deploy does not
-        hand an attacker a clean slate. One ``.npz`` file about as large as the index (130 MB
-        with the defaults), written atomically; it holds no salt and no client id (keyed
-        digests of them). A missing file starts empty; one of another salt or layout is
-        logged and ignored. Without it, state lives in memory only.
+        hand an attacker a clean slate. One ``.npz`` file, written atomically, that grows with
+        the fingerprints stored up to about the index's size (130 MB with the defaults); it
+        holds no salt and no client id (keyed digests of them). A missing file starts
+        empty; one of another salt or layout is logged and ignored. Without it, state lives
+        in memory only.
     """
 
     enabled: bool = False

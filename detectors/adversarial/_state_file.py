@@ -22,7 +22,10 @@ from detectors.exceptions import DataError
 
 __all__ = ["STATE_FORMAT_VERSION", "read_state", "write_state"]
 
-STATE_FORMAT_VERSION = 1
+#: 2: the index's table of buckets is saved by its rows in use (1 saved it whole).
+STATE_FORMAT_VERSION = 2
+#: The versions :func:`read_state` reads.
+READABLE_VERSIONS = (1, 2)
 
 
 def write_state(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
@@ -33,7 +36,7 @@ def write_state(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.nda
     >>> _ = write_state(target, {"n": 1}, {"a": np.arange(3)})
     >>> meta, arrays = read_state(target)
     >>> meta["n"], meta["format_version"], arrays["a"].tolist()
-    (1, 1, [0, 1, 2])
+    (1, 2, [0, 1, 2])
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,10 +70,10 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]
         meta = json.loads(arrays.pop("meta").tobytes())
     except (KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path} is not a saved stateful-detector state: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != STATE_FORMAT_VERSION:
+    if not isinstance(meta, dict) or meta.get("format_version") not in READABLE_VERSIONS:
         version = meta.get("format_version") if isinstance(meta, dict) else None
         raise DataError(
             f"{path} holds a state of format version {version!r}; this version of "
-            f"robustwatch reads {STATE_FORMAT_VERSION}."
+            f"robustwatch reads {', '.join(map(str, READABLE_VERSIONS))}."
         )
     return meta, arrays

@@ -211,7 +211,8 @@ class StatefulQueryDetector:
 
         No pickle, no salt and no client id: clients are written as digests keyed by the
         salt, and a check value lets :meth:`restore` refuse a state of another salt. The
-        file is as large as the index (:meth:`snapshot`'s ``memory_bytes``).
+        file grows with the fingerprints stored, up to about the index's size
+        (:meth:`snapshot`'s ``memory_bytes``): the index's rows that hold nothing are left out.
         """
         meta = {
             "class": _NAME,

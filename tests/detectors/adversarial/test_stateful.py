@@ -365,3 +365,60 @@ def test_restore_refuses_another_salt_or_layout_and_leaves_the_detector_as_it_wa
     write_state(tmp_path / "damaged.npz", meta, arrays)
     with pytest.raises(DataError, match="damaged state"):
         det.restore(tmp_path / "damaged.npz")
+
+
+def test_a_young_state_file_holds_only_the_index_rows_in_use(stream, tmp_path):
+    queries, clients = stream
+    det = StatefulQueryDetector(salt=SALT, **DIGITS)
+    replay(det, queries[:300], clients[:300])
+    size = det.save(tmp_path / "s.npz").stat().st_size
+    memory = det.snapshot(now=0).memory_bytes
+    assert memory > 100e6  # the default index: 100,000 queries
+    assert size < memory / 20, f"{size} bytes saved of an index of {memory}"
+
+
+def test_a_state_of_the_first_format_which_saved_the_whole_table_is_still_read(stream, tmp_path):
+    import json
+
+    queries, clients = stream
+    saving = StatefulQueryDetector(salt=SALT, **DIGITS)
+    replay(saving, queries[:300], clients[:300])
+    path = saving.save(tmp_path / "v2.npz")
+    with np.load(path) as data:
+        meta = json.loads(data["meta"].tobytes())
+    index = saving._index
+    meta["format_version"] = 1
+    dense = {name: getattr(index, name) for name in ("times", "owners", "digests", "buckets")}
+    with open(tmp_path / "v1.npz", "wb") as f:
+        np.savez(
+            f,
+            meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+            cursor=index.cursor,
+            stored=np.array(index.stored),
+            **dense,
+        )
+    answers = []
+    for name in ("v1.npz", "v2.npz"):
+        det = StatefulQueryDetector(salt=SALT, **DIGITS)
+        det.restore(tmp_path / name)
+        np.testing.assert_array_equal(det._index.buckets, index.buckets)
+        np.testing.assert_array_equal(det._index.cursor, index.cursor)
+        answers.append(det.observe(queries[300:340], clients[300:340], now=40.0))
+    first, second = answers
+    for name in vars(first):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+
+
+def test_restore_refuses_index_rows_the_index_does_not_have(stream, tmp_path):
+    from detectors.adversarial._state_file import read_state, write_state
+
+    queries, clients = stream
+    det = StatefulQueryDetector(salt=SALT, **DIGITS)
+    replay(det, queries[:100], clients[:100])
+    meta, arrays = read_state(det.save(tmp_path / "s.npz"))
+    arrays["bucket_rows"] = arrays["bucket_rows"] + det._index.n_buckets
+    write_state(tmp_path / "shifted.npz", meta, arrays)
+    before = det.snapshot(now=0)
+    with pytest.raises(DataError, match="bucket rows up to"):
+        det.restore(tmp_path / "shifted.npz")
+    assert det.snapshot(now=0) == before
