@@ -22,7 +22,7 @@ from agent.config import AgentConfig
 from agent.drift import build_drift_detectors, read_reference
 from agent.events import Decoded, DecodeError, EventDecoder, InferenceEvent, RawRecord
 from agent.input_detectors import QueryAttackFeed, build_input_detectors
-from agent.pipeline import Pipeline, ResultRecord, StreamDetector
+from agent.pipeline import EncodedResult, Pipeline, StreamDetector
 from agent.source import Partition
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class BatchOutcome:
     this batch lie at or above them, per partition); ``held`` those it holds after.
     """
 
-    results: list[ResultRecord]
+    results: list[EncodedResult]
     dead_letters: list[tuple[RawRecord, DecodeError]]
     #: Events that completed without their join partner (an orphan KServe request).
     incomplete: int
@@ -117,7 +117,7 @@ class Detection:
             events.extend(decoded.events)
         results = self.pipeline.process(events, flagged_only=self.flagged_only)
         return BatchOutcome(
-            results=results,
+            results=[EncodedResult.of(result) for result in results],
             dead_letters=dead_letters,
             incomplete=incomplete,
             events=len(events),

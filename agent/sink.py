@@ -1,8 +1,9 @@
 """Producing result records and dead letters to Kafka.
 
-Formatting stays elsewhere (:meth:`ResultRecord.to_json`); this module only hands bytes to a
-:class:`kafka.KafkaProducer` and returns its futures so the runner can wait for the
-acknowledgements before it commits the source offsets.
+Formatting stays elsewhere (:meth:`ResultRecord.to_json`, done by detection: results arrive
+as :class:`EncodedResult`); this module only hands bytes to a :class:`kafka.KafkaProducer` and
+returns its futures so the runner can wait for the acknowledgements before it commits the
+source offsets.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
 from agent.events import DecodeError, RawRecord
-from agent.pipeline import ResultRecord
+from agent.pipeline import EncodedResult
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,8 @@ class KafkaSink:
                 with contextlib.suppress(Exception):  # the send's failure, or the timeout
                     future.get(timeout=left)
 
-    def send_result(self, result: ResultRecord) -> FutureRecordMetadata:
-        return self.producer.send(
-            self.results_topic, key=result.id.encode(), value=result.to_json()
-        )
+    def send_result(self, result: EncodedResult) -> FutureRecordMetadata:
+        return self.producer.send(self.results_topic, key=result.id.encode(), value=result.value)
 
     def send_dead_letter(self, record: RawRecord, error: DecodeError) -> FutureRecordMetadata:
         """Forward the record unchanged, with the reason and its origin in headers.

@@ -4,6 +4,7 @@ and the stateful detector's state saved when it stops."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -119,7 +120,7 @@ def test_the_worker_gives_what_the_runners_own_process_gives(tmp_path):
         worker._worker.stop(10)
 
     def results(sink):
-        return [(r.id, r.flags, r.scores) for r in sink.sent]
+        return [(r.id, r.flags, json.loads(r.value)["scores"]) for r in sink.sent]
 
     assert results(worker_sink) == results(inline_sink)
     flags = {flag for _, flags, _ in results(inline_sink) for flag in flags}
