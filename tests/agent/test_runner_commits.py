@@ -206,30 +206,23 @@ class LoopSource(FakeSource):
         return {}
 
 
-@pytest.mark.parametrize("worker_process", [False, True], ids=["one-process", "worker"])
-def test_the_consumer_pauses_while_too_many_batches_wait_for_acknowledgement(worker_process):
-    agent, sink = _agent(worker_process=worker_process), FakeSink()
+def test_the_consumer_pauses_while_too_many_batches_wait_for_acknowledgement(agent_in_mode):
+    agent, sink = agent_in_mode, FakeSink()
     limit = agent.config.pipeline.max_inflight_batches
     stop = threading.Event()
-    if worker_process:
-        agent._worker = DetectionWorker.start(agent.config, agent.metrics, stop)
-    try:
-        source = LoopSource(stop, polls=50)
-        agent._consume(source, sink, stop)  # nothing is ever acknowledged
-        assert source.paused and source.pauses == 1
-        assert len(agent._inflight) == limit  # memory stays bounded: no more batches were read
-        assert source.offset == 2 * limit
+    source = LoopSource(stop, polls=50)
+    agent._consume(source, sink, stop)  # nothing is ever acknowledged
+    assert source.paused and source.pauses == 1
+    assert len(agent._inflight) == limit  # memory stays bounded: no more batches were read
+    assert source.offset == 2 * limit
 
-        for _, future in sink.results:
-            future.succeed()
-        stop.clear()
-        source.polls_left = 3
-        agent._consume(source, sink, stop)
-        assert source.offset > 2 * limit  # resumed once the batches were acknowledged
-        assert source.last == {(TOPIC, 0): 2 * limit}
-    finally:
-        if worker_process:
-            agent._worker.stop(10)
+    for _, future in sink.results:
+        future.succeed()
+    stop.clear()
+    source.polls_left = 3
+    agent._consume(source, sink, stop)
+    assert source.offset > 2 * limit  # resumed once the batches were acknowledged
+    assert source.last == {(TOPIC, 0): 2 * limit}
 
 
 class PromptSink(FakeSink):
@@ -241,24 +234,17 @@ class PromptSink(FakeSink):
             future.succeed()
 
 
-@pytest.mark.parametrize("worker_process", [False, True], ids=["one-process", "worker"])
-def test_a_full_queue_waits_for_its_oldest_batch_rather_than_pause(worker_process):
+def test_a_full_queue_waits_for_its_oldest_batch_rather_than_pause(agent_in_mode):
     """A pause makes kafka-python park what it has fetched and refetch after the resume, so a
     queue that drains within a poll timeout is waited on, never paused."""
-    agent, sink = _agent(worker_process=worker_process), PromptSink()
+    agent, sink = agent_in_mode, PromptSink()
     limit = agent.config.pipeline.max_inflight_batches
     stop = threading.Event()
-    if worker_process:
-        agent._worker = DetectionWorker.start(agent.config, agent.metrics, stop)
-    try:
-        source = LoopSource(stop, polls=6 * limit)
-        agent._consume(source, sink, stop)
-        assert source.pauses == 0
-        assert source.offset == 2 * 6 * limit  # every poll was taken
-        assert len(agent._inflight) <= limit
-    finally:
-        if worker_process:
-            agent._worker.stop(10)
+    source = LoopSource(stop, polls=6 * limit)
+    agent._consume(source, sink, stop)
+    assert source.pauses == 0
+    assert source.offset == 2 * 6 * limit  # every poll was taken
+    assert len(agent._inflight) <= limit
 
 
 def _as_batch(records: list[RawRecord]) -> list[PartitionBatch]:
