@@ -232,7 +232,7 @@ class Agent:
         of it, then for the acknowledgements of what it sent."""
         deadline = time.monotonic() + wait_seconds
         oldest = self._inflight[0]
-        if oldest.futures is None and self._worker is not None:
+        if oldest.futures is None:  # still at the worker
             self._collect(sink, wait_seconds)
         if oldest.futures:
             sink.await_acks(oldest.futures, deadline - time.monotonic())

@@ -133,21 +133,17 @@ class QueryIndex:
             If an array is missing, of another shape or dtype, or names rows of the table
             this index does not have.
         """
-        if "buckets" in arrays:  # state format 1
-            rows = np.arange(self.n_buckets)
-            expected = {"buckets": self.buckets, "cursor": self.cursor}
-            table = ("buckets", "cursor")
-        else:
-            saved_rows = arrays.get("bucket_rows")
-            n = saved_rows.shape[0] if saved_rows is not None and saved_rows.ndim == 1 else 0
-            rows = saved_rows
-            expected = {
-                "bucket_rows": np.empty(n, dtype=np.intp),
-                "bucket_data": self.buckets[:n],
-                "bucket_cursor": self.cursor[:n],
-            }
-            table = ("bucket_data", "bucket_cursor")
-        expected.update({name: getattr(self, name) for name in self.SLOT_ARRAYS})
+        if "buckets" in arrays:  # state format 1 saved the whole table: every row of it
+            whole = {"bucket_rows": np.arange(self.n_buckets), "bucket_data": arrays["buckets"]}
+            arrays = {**arrays, **whole, "bucket_cursor": arrays.get("cursor")}
+        rows = arrays.get("bucket_rows")
+        n = rows.shape[0] if rows is not None and rows.ndim == 1 else 0
+        expected = {
+            "bucket_rows": np.empty(n, dtype=np.intp),
+            "bucket_data": self.buckets[:n],
+            "bucket_cursor": self.cursor[:n],
+            **{name: getattr(self, name) for name in self.SLOT_ARRAYS},
+        }
         for name, here in expected.items():
             saved = arrays.get(name)
             if saved is None or saved.shape != here.shape or saved.dtype != here.dtype:
@@ -165,8 +161,8 @@ class QueryIndex:
             getattr(self, name)[...] = arrays[name]
         self.buckets[...] = 0  # in place: tags and postings are views
         self.cursor[...] = 0
-        self.buckets[rows] = arrays[table[0]]
-        self.cursor[rows] = arrays[table[1]]
+        self.buckets[rows] = arrays["bucket_data"]
+        self.cursor[rows] = arrays["bucket_cursor"]
         self.stored = int(arrays["stored"])
 
     def live(self, oldest: float) -> int:
