@@ -121,7 +121,7 @@ class KSDrift(DriftDetector):
             res = [stats.ks_2samp(ref[:, j], x[:, j], alt, method) for j in range(x.shape[1])]
             d, p = np.array([r.statistic for r in res]), np.array([r.pvalue for r in res])
         else:
-            d = _statistics(ref, np.sort(x, axis=0), self.alternative)
+            d = _statistics(ref, x, self.alternative)
             cache = self.__dict__.setdefault("_exact_p_cache", {})
             d, p = _p_values(d, n1, n2, self.alternative, mode, self.method == "exact", cache)
         decision = CORRECTIONS[self.correction](p, self.p_val)
@@ -132,31 +132,41 @@ class KSDrift(DriftDetector):
         )  # fmt: skip
 
 
-def _statistics(ref: np.ndarray, xs: np.ndarray, alternative: str) -> np.ndarray:
-    """KS statistics of every column; ``ref`` and ``xs`` are sorted column-wise.
+def _statistics(ref: np.ndarray, x: np.ndarray, alternative: str) -> np.ndarray:
+    """KS statistics of every column of the batch ``x``; ``ref`` is sorted column-wise and
+    Fortran-ordered (each feature contiguous).
 
     ``F_ref - F_x`` peaks just below a batch value and ``F_x - F_ref`` at one, so both sups
     are read off the ranks of the batch values: #{ref < t}, #{ref <= t}, #{x < t}, #{x <= t}.
+    The batch is sorted feature-major, a contiguous row per feature, so that every
+    ``searchsorted`` reads and writes contiguous memory (a fifth faster than column views).
     """
-    n1, (n2, d) = ref.shape[0], xs.shape
-    rows = np.arange(n2)[:, None]
-    below_x, upto_x = rows, rows + 1
+    n1, (n2, d) = ref.shape[0], x.shape
+    xs = x.T.copy()  # (d, n2), C-ordered
+    xs.sort(axis=1)
+    cols = np.arange(n2)
+    below_x, upto_x = cols, cols + 1
     new = np.ones(xs.shape, dtype=bool)
-    new[1:] = xs[1:] != xs[:-1]
+    np.not_equal(xs[:, 1:], xs[:, :-1], out=new[:, 1:])
     if not new.all():  # ties in the batch: ranks of the first and last of each run
         end = np.ones(xs.shape, dtype=bool)
-        end[:-1] = new[1:]
-        below_x = np.maximum.accumulate(np.where(new, rows, 0), axis=0)
-        upto_x = np.minimum.accumulate(np.where(end, rows + 1, n2)[::-1], axis=0)[::-1]
-    below_ref = np.empty((n2, d), dtype=np.intp)
+        end[:, :-1] = new[:, 1:]
+        below_x = np.maximum.accumulate(np.where(new, cols, 0), axis=1)
+        upto_x = np.minimum.accumulate(np.where(end, cols + 1, n2)[:, ::-1], axis=1)[:, ::-1]
+    below_ref = np.empty((d, n2), dtype=np.intp)
     for j in range(d):
-        below_ref[:, j] = np.searchsorted(ref[:, j], xs[:, j], side="left")
-    upto_ref = below_ref.copy()
-    tied = ref[np.minimum(below_ref, n1 - 1), np.arange(d)] == xs  # a batch value in ref
-    for j in np.flatnonzero(tied.any(axis=0)):
-        upto_ref[:, j] = np.searchsorted(ref[:, j], xs[:, j], side="right")
-    d_plus = np.maximum((below_ref / n1 - below_x / n2).max(axis=0), 0.0)  # sup F_ref - F_x
-    d_minus = np.maximum((upto_x / n2 - upto_ref / n1).max(axis=0), 0.0)  # sup F_x - F_ref
+        below_ref[j] = np.searchsorted(ref[:, j], xs[j], side="left")
+    # a batch value found in ref: its first match sits at below_ref (flat index in F order)
+    at = np.minimum(below_ref, n1 - 1)
+    at += (np.arange(d) * n1)[:, None]
+    tied = ref.ravel(order="F").take(at) == xs
+    upto_ref = below_ref
+    if tied.any():
+        upto_ref = below_ref.copy()
+        for j in np.flatnonzero(tied.any(axis=1)):
+            upto_ref[j] = np.searchsorted(ref[:, j], xs[j], side="right")
+    d_plus = np.maximum((below_ref / n1 - below_x / n2).max(axis=1), 0.0)  # sup F_ref - F_x
+    d_minus = np.maximum((upto_x / n2 - upto_ref / n1).max(axis=1), 0.0)  # sup F_x - F_ref
     if alternative == "greater":
         return d_plus
     return d_minus if alternative == "less" else np.maximum(d_plus, d_minus)
