@@ -56,6 +56,7 @@ class AgentMetrics:
     def __init__(self, registry: CollectorRegistry, model: str, model_version: str | None):
         self.model = model
         self.registry = registry
+        self._feature_p_values: dict[tuple[str, tuple[str, ...]], list] = {}
         build = Info(
             "robustwatch_build",
             "Build of the running robustwatch agent.",
@@ -206,9 +207,16 @@ class AgentMetrics:
         if statistic is not None and not math.isnan(statistic):
             self.drift_statistic.labels(model, detector).set(statistic)
         if feature_p_values is not None:
-            gauge = self.feature_drift_p_value
-            for feature, p in zip(features, feature_p_values.tolist(), strict=True):
-                gauge.labels(model, detector, feature).set(p)
+            # labels() takes a lock and checks the labels per call (about 2.5 us): a detector
+            # of many features reports them all after every window, so keep its children
+            key = (detector, tuple(features))
+            children = self._feature_p_values.get(key)
+            if children is None:
+                gauge = self.feature_drift_p_value
+                children = [gauge.labels(model, detector, feature) for feature in features]
+                self._feature_p_values[key] = children
+            for child, p in zip(children, feature_p_values.tolist(), strict=True):
+                child.set(p)
 
     def watch_detector(self, detector: str, skip_reasons: Sequence[str] = ()) -> None:
         """Start a detector's error counter, and its skip counters, at 0."""

@@ -38,6 +38,12 @@ def test_set_drift_sets_only_what_the_detector_reports():
     assert _value(registry, "robustwatch_drift_statistic", detector="ks") == 0.4
     feature = "robustwatch_feature_drift_p_value"
     assert _value(registry, feature, detector="ks", feature="7") == 0.3
+    metrics.set_drift("ks", False, 0.2, 0.1, np.array([0.6, 0.2]), ["3", "7"])  # the next window
+    assert _value(registry, feature, detector="ks", feature="3") == 0.6
+    assert _value(registry, feature, detector="ks", feature="7") == 0.2
+    metrics.set_drift("ks", False, 0.2, 0.1, np.array([0.9]), ["12"])  # other features
+    assert _value(registry, feature, detector="ks", feature="12") == 0.9
+    assert _value(registry, feature, detector="ks", feature="7") == 0.2
     metrics.set_drift("psi", False, None, 0.1)  # a distance: no p-value
     assert _value(registry, "robustwatch_drift_p_value", detector="psi") is None
     metrics.set_drift("mmd-online", False, None, math.nan)  # an online detector, filling
