@@ -23,7 +23,6 @@ next batch. Either way a batch's outcome is applied here, in order, the same way
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -39,6 +38,7 @@ from agent.detection import BatchOutcome, Detection
 from agent.events import DecodeError, RawRecord
 from agent.exceptions import StartupError, WorkerError
 from agent.health import Health
+from agent.hot_loop import tuned_gc
 from agent.http import MetricsServer
 from agent.metrics import AgentMetrics
 from agent.sink import KafkaSink
@@ -163,13 +163,10 @@ class Agent:
                 raise
             sink = KafkaSink(producer, k.results_topic, k.dead_letter_topic)
             log.info("consuming %s as group %s", ", ".join(k.topics), k.group_id)
-            # What exists now (the model, detectors, clients) lives as long as the loop: the
-            # cyclic collector need not scan it again at each full collection (up to 0.1 s).
-            gc.freeze()
             try:
-                self._consume(source, sink, stop)
+                with tuned_gc():  # see agent.hot_loop
+                    self._consume(source, sink, stop)
             finally:
-                gc.unfreeze()
                 self.health.set_ready(False, "stopping")
                 self._drain(source, producer, sink)
         finally:

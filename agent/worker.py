@@ -24,7 +24,6 @@ Messages, runner to worker: ``("batch", seq, partition batches)``,
 from __future__ import annotations
 
 import fcntl
-import gc
 import logging
 import multiprocessing
 import signal
@@ -36,6 +35,7 @@ from multiprocessing.connection import Connection
 from agent.config import AgentConfig
 from agent.detection import BatchOutcome, Detection
 from agent.exceptions import StartupError, WorkerError
+from agent.hot_loop import tuned_gc
 from agent.logs import configure_logging
 from agent.source import Partition, PartitionBatch, records_of
 
@@ -276,23 +276,28 @@ def serve(
         message = str(exc) if isinstance(exc, StartupError) else f"{type(exc).__name__}: {exc}"
         outbox.send(("error", f"building the detectors failed: {message}"))
         return
-    # Set-up's objects (torch, the model, detectors' state) live as long as the process: the
-    # cyclic collector need not scan them again at every full collection (up to 0.1 s each).
-    gc.freeze()
     try:
         outbox.send(("ready", calls.take()))
-        while True:
-            message = inbox.recv()
-            kind = message[0]
-            if kind == "batch":
-                outcome = detection.process(records_of(message[2]))
-                outcome.metric_calls = calls.take()
-                outbox.send(("outcome", message[1], outcome))
-            elif kind == "forget":
-                detection.forget_partitions(message[1])
-            elif kind == "stop":
-                detection.save_state()
-                outbox.send(("stopped",))
-                return
+        with tuned_gc():  # see agent.hot_loop
+            _answer(detection, calls, inbox, outbox)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the runner is gone (killed): nothing to report to, its records are read again
+
+
+def _answer(
+    detection: Detection, calls: MetricCalls, inbox: Connection, outbox: Connection
+) -> None:
+    """Answer the runner's messages until it says stop."""
+    while True:
+        message = inbox.recv()
+        kind = message[0]
+        if kind == "batch":
+            outcome = detection.process(records_of(message[2]))
+            outcome.metric_calls = calls.take()
+            outbox.send(("outcome", message[1], outcome))
+        elif kind == "forget":
+            detection.forget_partitions(message[1])
+        elif kind == "stop":
+            detection.save_state()
+            outbox.send(("stopped",))
+            return
