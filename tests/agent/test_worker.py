@@ -218,3 +218,17 @@ def test_a_worker_whose_runner_is_gone_exits_quietly(tmp_path):
     worker._sender.close()
     worker._process.join(30)
     assert worker._process.exitcode == 0
+
+
+def test_a_partition_batch_gives_its_records_in_order_and_refuses_ragged_columns():
+    batch = PartitionBatch(
+        TOPIC, 2, [7, 8], [1_700_000_000_000, None], [b"k", None], [b"{}", b""],
+        [(("client-id", b"c1"),), ()],
+    )  # fmt: skip
+    records = batch.records()
+    assert [type(r).__name__ for r in records] == ["RawRecord", "RawRecord"]
+    assert records[0] == (TOPIC, 2, 7, 1_700_000_000_000, b"k", b"{}", (("client-id", b"c1"),))
+    assert (records[1].offset, records[1].timestamp_ms, records[1].key) == (8, None, None)
+    ragged = batch._replace(values=[b"{}"])
+    with pytest.raises(ValueError):
+        ragged.records()
