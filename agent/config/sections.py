@@ -152,9 +152,12 @@ class PipelineConfig(_Section):
 
     Attributes
     ----------
-    max_batch_records : int, default 500
+    max_batch_records : int, default 1000
         Records taken per poll, >= 1. A poll costs about 0.3 ms of CPU in kafka-python 3
-        whatever it returns, so under sustained load larger batches are cheaper.
+        whatever it returns, so under sustained load larger batches are cheaper: 1,000 gave
+        about 8% more events per second than 500 in ``benchmarks/throughput.py``. Under light
+        load a poll returns what there is, so the size costs no latency. Models that detectors
+        run are fed in their own ``batch_size`` chunks.
     max_inflight_batches : int, default 4
         Batches produced but not yet acknowledged before the agent stops reading: it waits
         for the oldest, and pauses its partitions if that outlasts ``poll_timeout_ms``.
@@ -175,7 +178,7 @@ class PipelineConfig(_Section):
         where the agent may use two cores. Off, everything runs in one process (one core).
     """
 
-    max_batch_records: _PositiveInt = 500
+    max_batch_records: _PositiveInt = 1000
     max_inflight_batches: _PositiveInt = 4
     poll_timeout_ms: _PositiveInt = 100
     shutdown_timeout_seconds: _PositiveFloat = 10.0

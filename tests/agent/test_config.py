@@ -152,7 +152,7 @@ def test_minimal_config_takes_the_defaults(tmp_path: Path) -> None:
         "bonferroni",
     )
     p = cfg.pipeline
-    assert (p.max_batch_records, p.max_inflight_batches, p.poll_timeout_ms) == (500, 4, 100)
+    assert (p.max_batch_records, p.max_inflight_batches, p.poll_timeout_ms) == (1000, 4, 100)
     assert (p.shutdown_timeout_seconds, p.startup_retry_max_seconds) == (10.0, 300.0)
     assert (cfg.metrics.host, cfg.metrics.port) == ("0.0.0.0", 9108)
     assert (cfg.logging.level, cfg.logging.format) == ("INFO", "text")
