@@ -174,7 +174,7 @@ class PipelineConfig(_Section):
         committed) but means more records read again after a crash.
     worker_process : bool, default False
         Decode and detect in a second process (see :mod:`agent.worker`), so that the Kafka
-        clients and the detectors each use a core: about 1.6 times the events per second
+        clients and the detectors each use a core: about 1.8 times the events per second
         where the agent may use two cores. Off, everything runs in one process (one core).
     """
 
