@@ -224,6 +224,11 @@ def main() -> None:
             f"{target}{split}"
         )
     print(f"best of {args.rounds} rounds for rates, least CPU for CPU per event")
+    worker = measured["agent, emit: flagged, worker process"]
+    print(
+        "worker mode / bare consumer, round by round (the broker and both share the machine): "
+        + ", ".join(f"{w.rate / b.rate:.2f}" for w, b in zip(worker, bare, strict=True))
+    )
 
 
 if __name__ == "__main__":
