@@ -33,12 +33,12 @@ from contextlib import contextmanager
 YOUNG_THRESHOLD = 10_000
 
 _lock = threading.Lock()
-_active = 0
-_saved: tuple[int, int, int] | None = None
+_active = 0  # blocks running now
+_saved = gc.get_threshold()  # the thresholds to restore, taken by the first block
 
 
 @contextmanager
-def tuned_gc(young_threshold: int = YOUNG_THRESHOLD) -> Iterator[None]:
+def tuned_gc() -> Iterator[None]:
     """Freeze what exists and raise the youngest generation's threshold until the block ends
     (the first block of the process sets them, the last one to end restores them)."""
     global _active, _saved
@@ -46,13 +46,13 @@ def tuned_gc(young_threshold: int = YOUNG_THRESHOLD) -> Iterator[None]:
         if _active == 0:
             _saved = gc.get_threshold()
             gc.freeze()
-            gc.set_threshold(young_threshold, *_saved[1:])
+            gc.set_threshold(YOUNG_THRESHOLD, *_saved[1:])
         _active += 1
     try:
         yield
     finally:
         with _lock:
             _active -= 1
-            if _active == 0 and _saved is not None:
+            if _active == 0:
                 gc.set_threshold(*_saved)
                 gc.unfreeze()
