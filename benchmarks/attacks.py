@@ -15,7 +15,11 @@ size and random-start rule for all) are attacked by
 * plain torch, the floor: ``steps`` x (forward + backward) and the projection, nothing else;
 * torchattacks ``PGD``, scored: with the two forward passes our ``pgd`` runs besides its
   steps (on the clean points, to validate the outputs and find the points already wrong;
-  and on the last iterate, to tell which points it broke), for like-for-like answers.
+  and on the last iterate, to tell which points it broke), for like-for-like answers;
+* on GPU, for the ResNet (``--compile``): ours (fp32 and bf16) and torchattacks ``PGD``
+  given ``torch.compile(model)``, the same compiled module for all, the first call (which
+  compiles) timed apart and printed. Eager bf16 leaves the memory-bound half of a ResNet
+  step (batch norm, ReLU, the residual sums) unfused; compiling fuses it.
 
 Models: the digits MLP of the parity tests (trained here in seconds; its timings are mostly
 per-step overhead), and a CIFAR-sized ResNet-18 with random weights on random 32x32 images
@@ -78,6 +82,7 @@ class Timing:
     run: Callable[[], Any]
     best: float = float("inf")
     output: Any = None  # what the last run returned
+    first: float | None = None  # the first call, timed apart: torch.compile compiles there
     passes: str = ""
 
 
@@ -96,6 +101,19 @@ def race(timings: list[Timing], device: torch.device, repeats: int, max_seconds:
             t.best, spent = min(t.best, seconds), spent + seconds
         if spent > max_seconds:
             break
+
+
+@contextlib.contextmanager
+def cudnn_autotuned():
+    """cuDNN on, picking the fastest convolution algorithm per shape (the warm-up runs pay
+    for the search). Not ``torch.backends.cudnn.flags(benchmark=True)``: its other
+    arguments default to ``enabled=False``, which runs every convolution without cuDNN."""
+    before = torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.enabled = torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark = before
 
 
 def sync(device: torch.device) -> None:
@@ -130,10 +148,12 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
     classifier = art_classifier(m, tuple(x.shape[1:]), int(m(x[:1]).shape[1]), str(device))
     ours_result: dict[str, object] = {}
 
-    def ours(precision: str, channels_last: bool | None = None) -> Callable[[], torch.Tensor]:
+    def ours(
+        precision: str, channels_last: bool | None = None, model: Any = m, key: str | None = None
+    ) -> Callable[[], torch.Tensor]:
         def run() -> torch.Tensor:
             r = pgd(
-                m,
+                model,
                 x,
                 y,
                 eps=eps,
@@ -144,7 +164,10 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
                 channels_last=channels_last,
                 seed=0,
             )
-            ours_result[precision if channels_last is None else f"{precision}, own layout"] = r
+            if key is None:
+                ours_result[precision if channels_last is None else f"{precision}, own layout"] = r
+            else:
+                ours_result[key] = r
             return r.x_adv
 
         return run
@@ -193,6 +216,33 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
         if use_bf16:
             own_layout.append(Timing("robustwatch pgd, bf16, NCHW", ours("bf16", False)))
     timings += own_layout
+    compiled_rows = []
+    if args.compile == "on" or (args.compile == "auto" and device.type == "cuda" and own_layout):
+        compiled = torch.compile(m)  # one compiled module for all three rows, as a user would
+        compiled_rows = [
+            Timing("robustwatch pgd, compiled", ours("fp32", model=compiled, key="fp32, compiled")),
+            Timing(
+                "torchattacks PGD, compiled",
+                lambda: torchattacks_attack(
+                    "PGD", compiled, x, y, eps=eps, alpha=alpha, steps=steps
+                ),
+            ),
+        ]
+        if use_bf16:
+            compiled_rows.insert(
+                1,
+                Timing(
+                    "robustwatch pgd, bf16, compiled",
+                    ours("bf16", model=compiled, key="bf16, compiled"),
+                ),
+            )
+        for t in compiled_rows:  # compiling happens in the first call: timed apart
+            sync(device)
+            start = time.perf_counter()
+            t.run()
+            sync(device)
+            t.first = time.perf_counter() - start
+    timings += compiled_rows
     plain_pgd(m, x, y, eps=eps, alpha=alpha, steps=1)  # warm-up at the batch's shape
     race(timings, device, args.repeats, args.max_seconds)
     n = x.shape[0]
@@ -208,6 +258,13 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
     for t in own_layout:
         r = ours_result["bf16, own layout" if "bf16" in t.label else "fp32, own layout"]
         t.passes = f"{r.forward_passes:,} fwd / {r.backward_passes:,} bwd rows"
+    for t in compiled_rows:
+        if t.label.startswith("robustwatch"):
+            r = ours_result["bf16, compiled" if "bf16" in t.label else "fp32, compiled"]
+            t.passes = f"{r.forward_passes:,} fwd / {r.backward_passes:,} bwd rows"
+        else:
+            t.passes = timings[1].passes
+        t.passes += f"; first call {t.first:.1f} s"
 
     print(f"\n== {device.type}: {w.name}")
     print(
@@ -218,6 +275,8 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
     ours_fp32, ours_bf16 = timings[0].best, timings[4].best if use_bf16 else None
     for t in timings:
         mine = ours_bf16 if "bf16" in t.label and ours_bf16 is not None else ours_fp32
+        if t in compiled_rows:  # compiled against compiled
+            mine = t.best if "bf16" in t.label else compiled_rows[0].best
         robust = robust_accuracy(m, t.output, y, x, eps)
         print(f"   {t.label:<30} {t.best:>9.4f} {mine / t.best:>12.2f} {robust:>10.1%}  {t.passes}")
     ratios = ", ".join(
@@ -234,6 +293,22 @@ def pgd_section(w: Workload, device: torch.device, steps: int, args) -> None:
             f"   ours bf16 / ours fp32: {timings[4].best / ours_fp32:.2f}; "
             f"bf16 floor / fp32 floor: {timings[5].best / timings[3].best:.2f}"
         )
+    if compiled_rows:
+        theirs, theirs_compiled = timings[1].best, compiled_rows[-1].best
+        mine_fp32 = compiled_rows[0].best
+        print(
+            f"   torch.compile(model), its compiling (the first call) left out: ours fp32 / "
+            f"torchattacks PGD on the same compiled model: {mine_fp32 / theirs_compiled:.2f}; "
+            f"ours fp32 compiled / torchattacks PGD as it runs (eager): {mine_fp32 / theirs:.2f}"
+        )
+        if use_bf16:
+            mine_bf16 = compiled_rows[1].best
+            print(
+                f"   ours bf16 compiled / torchattacks PGD (eager): {mine_bf16 / theirs:.2f}, "
+                f"i.e. {theirs / mine_bf16:.2f}x its speed; / torchattacks PGD on the compiled "
+                f"model: {mine_bf16 / theirs_compiled:.2f}; / ours bf16 eager: "
+                f"{mine_bf16 / ours_bf16:.2f}"
+            )
     for t, mine in zip(own_layout, (ours_fp32, ours_bf16), strict=False):
         print(
             f"   channels-last{', bf16' if 'bf16' in t.label else ''}: ours (weights and "
@@ -339,7 +414,8 @@ def main() -> None:
         "--resnet-batch",
         type=int,
         default=None,
-        help="images per batch (default: 8 on CPU, 256 on CUDA)",
+        help="images per batch (default: 8 on CPU, 1024 on CUDA: at 256 an H100 waits on "
+        "kernel launches, fp32 and bf16 taking the same time per step)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds at most")
     parser.add_argument(
@@ -353,6 +429,13 @@ def main() -> None:
         choices=["auto", "on", "off"],
         default="auto",
         help="also time precision='bf16' (auto: on GPU only)",
+    )
+    parser.add_argument(
+        "--compile",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="also time every implementation that takes a model on torch.compile(model) "
+        "(auto: on GPU, for the ResNet; on CPU inductor needs a C++ compiler and minutes)",
     )
     parser.add_argument("--square-queries", type=int, default=1000, help="per point")
     parser.add_argument("--square-points", type=int, default=200)
@@ -382,16 +465,21 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
         f"CUDA: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}"
     )
+    if torch.cuda.is_available():  # "fp32" below means what these say
+        print(
+            f"cuDNN {torch.backends.cudnn.version()}; TF32 in convolutions: "
+            f"{torch.backends.cudnn.allow_tf32}, in matrix products: "
+            f"{torch.backends.cuda.matmul.allow_tf32}"
+        )
     for device in devices:
         gpu = device.type == "cuda"
-        ctx = torch.backends.cudnn.flags(benchmark=True) if gpu else contextlib.nullcontext()
-        with ctx:
+        with cudnn_autotuned() if gpu else contextlib.nullcontext():
             if "mlp" in models:
                 w = digits_mlp(device, args.mlp_points, args.mlp_eps, args.steps)
                 pgd_section(w, device, args.steps, args)
                 square_section(w, device, args)
             if "resnet18" in models:
-                batch = args.resnet_batch or (256 if gpu else 8)
+                batch = args.resnet_batch or (1024 if gpu else 8)
                 w = resnet18(device, batch, args.resnet_eps, args.resnet_alpha)
                 pgd_section(w, device, args.steps, args)
             images = args.certify_images or (100 if gpu else 20)
