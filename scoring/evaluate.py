@@ -83,7 +83,9 @@ def evaluate(
     ----------
     model : torch.nn.Module or callable
         Returns logits of shape (N, n_classes). A module in train mode is scored in eval mode
-        and restored; a module on another device is moved to ``device`` and moved back.
+        and restored; a module on another device is moved to ``device`` and moved back. A
+        ``torch.compile``d module is scored as the module itself, faster on a GPU once its
+        first call has compiled it (see the README's "On a GPU").
     x : array-like of shape (N, ...)
         Inputs in the raw space users reason in, inside ``bounds``.
     y : array-like of shape (N,), optional

@@ -40,7 +40,8 @@ def fgsm(
     Parameters
     ----------
     model : callable
-        Maps a float tensor of shape (N, ...) to logits of shape (N, n_classes).
+        Maps a float tensor of shape (N, ...) to logits of shape (N, n_classes); a
+        ``torch.compile``d module too (on a GPU the fastest way to run bf16 attacks).
     x : Tensor or ndarray of shape (N, ...)
         Inputs inside ``bounds``.
     y : Tensor or ndarray of shape (N,), optional
