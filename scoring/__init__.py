@@ -10,7 +10,7 @@ from scoring.attacks import ATTACKS, AttackResult
 from scoring.certify import ABSTAIN, CertifyResult, certify, predict
 from scoring.evaluate import SUITES, evaluate
 from scoring.inputs import Normalized
-from scoring.models import load_model
+from scoring.models import compile_model, load_model
 from scoring.report import AttackScore, CurvePoint, RobustnessReport, save_curve_png, to_markdown
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Normalized",
     "RobustnessReport",
     "certify",
+    "compile_model",
     "evaluate",
     "load_model",
     "predict",

@@ -21,7 +21,7 @@ import torch
 
 from scoring.exceptions import MissingDependencyError, ModelLoadError
 
-__all__ = ["FixedBatch", "load_model"]
+__all__ = ["FixedBatch", "compile_model", "load_model"]
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _REFUSED = (
@@ -168,3 +168,31 @@ def load_model(
         raise ModelLoadError(
             f"{path} is not a TorchScript archive, and other files are never unpickled. {_REFUSED}"
         ) from exc
+
+
+def compile_model(model: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile(model)``, refusing up front what it cannot compile.
+
+    Compiling fuses what eager mode runs kernel by kernel (a ResNet's batch norms, ReLUs and
+    residual sums); on a GPU, bf16 attacks on a ResNet-18 then run about 1.4 times faster
+    (README, "On a GPU"). The first call compiles, for seconds to a minute; the answers are
+    those of the model itself up to the order of floating-point sums.
+
+    Raises
+    ------
+    ModelLoadError
+        For a TorchScript module, which ``torch.compile`` refuses.
+
+    Examples
+    --------
+    >>> compile_model(torch.jit.script(torch.nn.Identity()))
+    Traceback (most recent call last):
+    ...
+    scoring.exceptions.ModelLoadError: torch.compile cannot compile a TorchScript model. ...
+    """
+    if isinstance(model, torch.jit.ScriptModule):
+        raise ModelLoadError(
+            "torch.compile cannot compile a TorchScript model. Load it as a torch.export "
+            "program (.pt2) or as package.module:factory with weights, or score it uncompiled."
+        )
+    return torch.compile(model)

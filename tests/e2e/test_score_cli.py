@@ -154,3 +154,52 @@ def test_bad_input_gets_one_clear_message_and_exit_2(files, tmp_path, cli):
     done = cli("score", "--model", tmp_path / "pickled.pt", "--data", data)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "pickle" in done.stderr.lower() or "torchscript" in done.stderr.lower()
+
+
+@pytest.fixture
+def fresh_dynamo():
+    """No compiled graph cached from an earlier test, in memory or on disk."""
+    import torch._inductor.config as inductor
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    cache, inductor.fx_graph_cache = inductor.fx_graph_cache, False
+    yield inductor
+    inductor.fx_graph_cache = cache
+    torch._dynamo.reset()
+
+
+def test_score_compiles_the_model_on_request(files, tmp_path, cli, fresh_dynamo):
+    args = [
+        "score", "--model", files / "digits.pt2", "--data", files / "test.npz",
+        "--attack", "pgd", "--eps", "0.05,0.1", "--steps", "5", "--n", "100",
+    ]  # fmt: skip
+    plain = cli(*args, "--json", tmp_path / "plain.json")
+    assert plain.returncode == 0, plain.stderr
+    assert not torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    compiled = cli(*args, "--compile", "--json", tmp_path / "compiled.json")
+    assert compiled.returncode == 0, compiled.stderr
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # inductor ran it
+    want, got = (json.loads((tmp_path / f).read_text()) for f in ("plain.json", "compiled.json"))
+    assert got["clean_accuracy"] == want["clean_accuracy"]
+    for a, b in zip(got["results"], want["results"], strict=True):
+        assert a["eps"] == b["eps"]
+        assert a["robust_accuracy"] == pytest.approx(b["robust_accuracy"], abs=0.011)  # a point
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # a TorchScript file
+def test_score_compile_failures_are_one_clear_message(
+    files, tmp_path, cli, fresh_dynamo, monkeypatch
+):
+    scripted = tmp_path / "scripted.pt"
+    torch.jit.script(torch.nn.Linear(64, 10)).save(str(scripted))
+    args = ["--data", files / "test.npz", "--attack", "fgsm", "--eps", "0.1", "--compile"]
+    done = cli("score", "--model", scripted, *args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "TorchScript" in done.stderr and "without --compile" not in done.stderr
+    # a machine without a C++ compiler, where inductor cannot build the CPU kernels
+    monkeypatch.setattr(fresh_dynamo.cpp, "cxx", (None, str(tmp_path / "no-such-g++")))
+    done = cli("score", "--model", files / "digits.pt2", *args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "torch.compile failed" in done.stderr and "without --compile" in done.stderr
+    assert "C++ compiler" in done.stderr  # the reason, in its first line
