@@ -1,4 +1,5 @@
-"""Loading a model to score without unpickling anything: :func:`load_model`.
+"""Loading a model to score without unpickling anything (:func:`load_model`), and compiling
+it for faster attacks on a GPU (:func:`compile_model`).
 
 Three forms, as in DESIGN.md: a TorchScript archive (``torch.jit.load``); a ``torch.export``
 program (``.pt2``, ``torch.export.load``), wrapped in :class:`FixedBatch` when it was exported
