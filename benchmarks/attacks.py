@@ -434,8 +434,8 @@ def main() -> None:
         "--compile",
         choices=["auto", "on", "off"],
         default="auto",
-        help="also time every implementation that takes a model on torch.compile(model) "
-        "(auto: on GPU, for the ResNet; on CPU inductor needs a C++ compiler and minutes)",
+        help="also time our pgd and torchattacks' PGD on torch.compile(model) (auto: on GPU, "
+        "for the ResNet; on CPU inductor compiles C++ kernels for minutes)",
     )
     parser.add_argument("--square-queries", type=int, default=1000, help="per point")
     parser.add_argument("--square-points", type=int, default=200)
