@@ -221,7 +221,8 @@ class ChannelsLast:
 
     Convolutions on NHWC tensors are faster than on NCHW ones on CPU (oneDNN) and on CUDA
     tensor cores (cuDNN): on this project's 2-core CPU, a ResNet-18 forward-backward pass on
-    32x32 images took 4% less time at 8 images and 14% less at 32. Only strides change: each
+    32x32 images took 4% less time at 8 images and 14% less at 32, and on an H100 PGD-20 on
+    1,024 such images took 11% less (fp32) and 10% less (bf16). Only strides change: each
     weight keeps its values, and a convolution's result is the same up to the order of its
     floating-point sums. ``wanted=None`` (auto) switches when ``x`` has 4 dimensions and the
     model holds a 4-D floating weight; ``True`` insists (``x`` must have 4 dimensions);
