@@ -267,7 +267,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             model_name=args.model_name or Path(str(args.model)).stem, progress=ProgressBar(),
         )  # fmt: skip
     except compile_failed as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
         raise ModelLoadError(
             f"torch.compile failed on this model ({reason}); score it without --compile"
         ) from exc

@@ -13,44 +13,44 @@ from scoring.inputs import ChannelsLast
 CL = torch.channels_last
 
 
-def _layouts(model):
+def weight_layouts(model):
     """Each 4-D weight's storage address and strides: what an attack must give back."""
     return [(p.data_ptr(), p.stride()) for p in model.parameters() if p.dim() == 4]
 
 
 def test_switches_the_weights_and_gives_back_their_own_storage(cnn_model):
-    before = _layouts(cnn_model)
+    before = weight_layouts(cnn_model)
     with ChannelsLast(cnn_model, torch.zeros(2, 1, 8, 8), None) as layout:
         assert layout.active
         assert all(
             p.is_contiguous(memory_format=CL) for p in cnn_model.parameters() if p.dim() == 4
         )
         assert layout.inputs(torch.zeros(2, 3, 4, 4)).is_contiguous(memory_format=CL)
-    assert _layouts(cnn_model) == before and not layout.active
+    assert weight_layouts(cnn_model) == before and not layout.active
 
 
 def test_restores_the_weights_when_the_block_raises(cnn_model):
-    before = _layouts(cnn_model)
+    before = weight_layouts(cnn_model)
     with pytest.raises(KeyError), ChannelsLast(cnn_model, torch.zeros(2, 1, 8, 8), None):
         raise KeyError("boom")
-    assert _layouts(cnn_model) == before
+    assert weight_layouts(cnn_model) == before
 
 
 def test_a_tied_weight_is_switched_once_and_restored():
     conv = torch.nn.Conv2d(4, 4, 3, padding=1)
     model = torch.nn.Sequential(conv, torch.nn.ReLU(), conv)  # the same weight twice
-    before = _layouts(model)
+    before = weight_layouts(model)
     with ChannelsLast(model, torch.zeros(1, 4, 5, 5), None):
         assert conv.weight.is_contiguous(memory_format=CL)
-    assert _layouts(model) == before
+    assert weight_layouts(model) == before
 
 
 def test_weights_already_channels_last_stay_as_they_are():
     model = torch.nn.Conv2d(3, 4, 3).to(memory_format=CL)
-    before = _layouts(model)
+    before = weight_layouts(model)
     with ChannelsLast(model, torch.zeros(1, 3, 5, 5), None) as layout:
-        assert layout.active and _layouts(model) == before  # inputs still go channels-last
-    assert _layouts(model) == before
+        assert layout.active and weight_layouts(model) == before  # inputs still go channels-last
+    assert weight_layouts(model) == before
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_insisting_on_feature_vectors_is_a_clear_error(standard_model):
 @pytest.mark.parametrize(("name", "norm"), [("pgd", "linf"), ("apgd-ce", "l2"), ("cw-l2", "l2")])
 def test_the_layout_changes_speed_not_answers(cnn_model, batch, name, norm):
     x, y = batch[0][:100], batch[1][:100]
-    before = _layouts(cnn_model)
+    before = weight_layouts(cnn_model)
     kw = {
         "norm": norm,
         "eps": None if name == "cw-l2" else 0.1 if norm == "linf" else 0.8,
@@ -89,7 +89,7 @@ def test_the_layout_changes_speed_not_answers(cnn_model, batch, name, norm):
     }
     fast = run_named(name, cnn_model, x, y, channels_last=None, **kw)
     plain = run_named(name, cnn_model, x, y, channels_last=False, **kw)
-    assert _layouts(cnn_model) == before
+    assert weight_layouts(cnn_model) == before
     assert fast.x_adv.is_contiguous()  # handed back in the usual layout
     assert 0 < int(plain.success.sum()) < x.shape[0]
     # the same up to the order of floating-point sums: at most a point or two may differ
@@ -126,12 +126,12 @@ def test_a_model_that_needs_its_own_layout_runs_in_it():
 
 def test_certify_counts_the_same_votes_in_either_layout(cnn_model, batch):
     x = batch[0][:6]
-    before = _layouts(cnn_model)
+    before = weight_layouts(cnn_model)
     fast = certify(cnn_model, x, 0.25, n0=50, n=2000, batch_size=1000, device="cpu", seed=2)
     plain = certify(  # a bare function has no weights to switch: the NCHW path
         lambda t: cnn_model(t), x, 0.25, n0=50, n=2000, batch_size=1000, device="cpu", seed=2
     )
-    assert _layouts(cnn_model) == before
+    assert weight_layouts(cnn_model) == before
     assert np.array_equal(fast.prediction, plain.prediction)
     assert np.abs(fast.counts - plain.counts).max() <= 3  # a vote or so flipped by rounding
     assert fast.forward_passes == plain.forward_passes

@@ -12,6 +12,7 @@ import torch
 
 from scoring import evaluate
 from scoring.attacks import ATTACKS, run_named
+from tests.scoring.test_channels_last import weight_layouts
 
 
 class CountingBackend:
@@ -19,11 +20,10 @@ class CountingBackend:
     the compiled model, not an eager fallback."""
 
     def __init__(self) -> None:
-        self.graphs, self.calls = 0, 0
+        self.calls = 0
 
     def __call__(self, gm: torch.fx.GraphModule, example_inputs):
         compiled = torch._dynamo.lookup_backend("aot_eager")(gm, example_inputs)
-        self.graphs += 1
 
         def run(*args):
             self.calls += 1
@@ -40,10 +40,6 @@ def compiled(cnn_model):
     torch._dynamo.reset()
 
 
-def _layouts(model):
-    return [(p.data_ptr(), p.stride()) for p in model.parameters() if p.dim() == 4]
-
-
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_every_attack_runs_the_compiled_model_and_answers_the_same(
     cnn_model, batch, compiled, name
@@ -56,11 +52,11 @@ def test_every_attack_runs_the_compiled_model_and_answers_the_same(
         kw["n_queries"] = 100
     if name == "cascade":
         kw["options"] = {"square": {"n_queries": 100}}
-    before = _layouts(cnn_model)
+    before = weight_layouts(cnn_model)
     eager = run_named(name, cnn_model, x, y, **kw)
     traced = run_named(name, model, x, y, **kw)
     assert backend.calls > 0, "the attack never ran the compiled graphs"
-    assert _layouts(cnn_model) == before  # channels-last switched through the wrapper, undone
+    assert weight_layouts(cnn_model) == before  # channels-last switched through the wrapper, undone
     assert int((eager.success != traced.success).sum()) <= 1  # float sums may differ in order
     assert int(eager.success.sum()) > 0
     assert traced.forward_passes == pytest.approx(eager.forward_passes, rel=0.05)
