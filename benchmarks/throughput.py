@@ -18,7 +18,15 @@ last record is done. The runs are interleaved over ``--rounds`` rounds, since th
 shares this machine, and the best of each is compared. Prints rates and the ratio
 agent / bare, and the CPU time each spent per event over the same window (every thread of the
 process, and the worker process's; not the broker's): the ratio of those is events per
-CPU-second against the bare consumer's, which the machine's other load does not move.
+CPU-second against the bare consumer's.
+
+Then, round by round, the worker mode's ratio, both CPU figures, and how much two busy
+processes on the two CPUs got done just before that run, against one alone
+(`two_core_scaling`). On a virtual machine the same work can take up to twice the CPU time
+for a while (its vCPUs share a physical core, or a neighbour's load, which steal time does
+not show): a round whose CPU per event is far above the least ran on a slowed machine, and
+when the slowdown hits the agent's two busy processes but not the bare consumer's one
+thread, that round's ratio falls with it.
 Asserts nothing.
 
     python benchmarks/throughput.py [--events 100000] [--partitions 3]
@@ -29,6 +37,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -61,6 +71,45 @@ def process_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# A pure-Python busy loop, pinned to one CPU, that counts until a wall-clock deadline.
+_SPIN = """
+import os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})
+start, stop = float(sys.argv[2]), float(sys.argv[3])
+while time.time() < start:
+    pass
+n = 0
+while time.time() < stop:
+    for _ in range(10_000):
+        n += 1
+print(n)
+"""
+
+
+def two_core_scaling(seconds: float = 0.5) -> float | None:
+    """How much work two busy processes on two CPUs get done together, against one alone
+    (2.0: two full cores). A virtual machine's two vCPUs may share one physical core, or a
+    neighbour's load, unseen in steal time: then the agent's two busy processes slow each
+    other, where the bare consumer is one busy thread. None without two CPUs."""
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return None
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+
+    def spin(on: list[int]) -> int:
+        start = time.time() + 0.2  # both start together, once their interpreters are up
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _SPIN, str(cpu), str(start), str(start + seconds)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for cpu in on
+        ]
+        return sum(int(proc.communicate()[0]) for proc in procs)
+
+    return spin(cpus) / spin(cpus[:1])
 
 
 def produce(bootstrap: str, topic: str, n: int, partitions: int) -> None:
@@ -191,10 +240,13 @@ def main() -> None:
         bare: list[Run] = []
         parsing: list[Run] = []
         measured: dict[str, list[Run]] = {name: [] for name in runs}
+        scaling: list[float | None] = []
         for round_ in range(args.rounds):  # interleaved, so all see the same machine
             bare.append(bare_consumer_rate(bs, topic, n))
             parsing.append(bare_consumer_rate(bs, topic, n, parse=True))
             for name, (emit, worker, batch) in runs.items():
+                if worker and batch is None and emit == "flagged":
+                    scaling.append(two_core_scaling())  # just before the headline run
                 measured[name].append(agent_rate(bs, topic, n, reference, emit, worker, batch))
             line = ", ".join(f"{name} {r[-1].rate:.0f}/s" for name, r in measured.items())
             print(
@@ -225,9 +277,17 @@ def main() -> None:
         )
     print(f"best of {args.rounds} rounds for rates, least CPU for CPU per event")
     worker = measured["agent, emit: flagged, worker process"]
+    print("round by round (the broker and both share the machine):")
     print(
-        "worker mode / bare consumer, round by round (the broker and both share the machine): "
+        "  worker mode / bare consumer: "
         + ", ".join(f"{w.rate / b.rate:.2f}" for w, b in zip(worker, bare, strict=True))
+    )
+    print("  CPU us/event, bare consumer: " + ", ".join(f"{b.cpu_us:.1f}" for b in bare))
+    print("  CPU us/event, worker mode:   " + ", ".join(f"{w.cpu_us:.1f}" for w in worker))
+    print(
+        "  two-CPU scaling just before: "
+        + ", ".join("n/a" if x is None else f"{x:.2f}" for x in scaling)
+        + "  (2.00: two full cores; see two_core_scaling)"
     )
 
 
